@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# CORE-trm and CORE-ave on Diginetica (SR-GNN split as given; validation = last 10% of the
+# training sessions), protocol of seed 001 §5.6. Writes benchmarks/results/core_diginetica_<device>.json.
+# usage: benchmarks/core_diginetica.sh [EPOCHS] [DEVICE]   (defaults: 20 epochs, auto device)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EPOCHS=${1:-20}
+DEVICE=${2:-auto}
+SHARED=${SESSREC_SHARED_DATA:-../shared/data}
+OUT=benchmarks/runs/core_diginetica_e${EPOCHS}
+sessrec preprocess "$SHARED/diginetica/srgnn" --name diginetica
+mkdir -p "$OUT"
+for model in core_trm core_ave; do
+  rm -rf "$OUT/$model"
+  sessrec train "configs/${model}_diginetica.yaml" --device "$DEVICE" \
+    --set training.epochs="$EPOCHS" --run-dir "$OUT/$model"
+done
+python benchmarks/collect.py "$OUT"/core_trm "$OUT"/core_ave --out "benchmarks/results/core_diginetica_e${EPOCHS}.json" \
+  --command "benchmarks/core_diginetica.sh $EPOCHS $DEVICE"

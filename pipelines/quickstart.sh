@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The quickstart on the bundled sample: preprocess -> train CORE-trm -> evaluate.
+# Writes data/sample/processed and runs/quickstart-<time>/ (report.json, metrics table).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=runs/quickstart-$(date +%Y%m%d-%H%M%S)
+sessrec preprocess data/sample/raw --name sample
+sessrec train configs/core_trm.yaml --run-dir "$RUN"
+sessrec evaluate "$RUN"
+echo "report: $RUN/report.json"

@@ -1,0 +1,3 @@
+from sessrec_cli.cli import main
+
+main()

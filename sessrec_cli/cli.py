@@ -1,0 +1,224 @@
+"""The `sessrec` command line: thin commands that parse, call one library function, print.
+
+Every bad input raises `InputError`; `main` prints it as one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import NoReturn, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from sessrec_cli.errors import InputError
+
+app = typer.Typer(
+    help="sessrec: session-based and sequential recommendation.\n\n"
+    "Example: sessrec preprocess data/sample/raw --name sample && sessrec train configs/core_trm.yaml",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Check and print configs.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+console = Console()
+
+
+@app.command()
+def preprocess(
+    source: Path = typer.Argument(..., help="Raw data: a file or a directory (formats: see --format)."),
+    name: str = typer.Option(..., "--name", help="Dataset name; output goes to OUT_ROOT/NAME/processed."),
+    fmt: str = typer.Option("auto", "--format", help="auto, csv, srgnn, lessr, s3rec, movielens or recbole."),
+    kind: str = typer.Option("session", help="csv only: rows are grouped by 'session' or by 'user'."),
+    split: str = typer.Option("auto", help="auto, time, random (8:1:1 by session), loo (leave-one-out) or given."),
+    test_days: float = typer.Option(7.0, help="time split: the last N days are the test period."),
+    min_item_count: Optional[int] = typer.Option(None, help="Drop items seen fewer times (default 5 for sessions, 0 for users)."),
+    min_session_length: int = typer.Option(2, help="Drop shorter sessions."),
+    min_user_interactions: int = typer.Option(5, help="loo split: drop users with fewer interactions."),
+    valid_fraction: float = typer.Option(0.1, help="time/given split: the last fraction of training sessions validates."),
+    delimiter: str = typer.Option(",", help="csv only: field delimiter."),
+    entity_col: Optional[str] = typer.Option(None, help="csv only: session/user id column (default session_id or user_id)."),
+    item_col: str = typer.Option("item_id", help="csv only: item id column."),
+    time_col: str = typer.Option("timestamp", help="csv only: numeric timestamp column."),
+    out_root: Path = typer.Option(Path("data"), help="Root of the processed datasets."),
+    seed: int = typer.Option(2020, help="Seed of the random split."),
+) -> None:
+    """Turn raw interactions into train/valid/test sequences under OUT_ROOT/NAME/processed.
+
+    Example: sessrec preprocess ../shared/data/diginetica/srgnn --name diginetica
+    """
+    from pydantic import ValidationError
+
+    from sessrec_cli.data.preprocess import PreprocessConfig
+    from sessrec_cli.data.preprocess import preprocess as run_preprocess
+    from sessrec_cli.data.readers import read_source
+
+    if kind not in ("session", "user"):
+        raise InputError(f"--kind {kind}: expected session or user")
+    try:
+        cfg = PreprocessConfig(
+            name=name, split=split, test_days=test_days, min_item_count=min_item_count, min_session_length=min_session_length,
+            min_user_interactions=min_user_interactions, valid_fraction=valid_fraction, seed=seed,
+        )
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise InputError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']} (got {first['input']!r})") from None
+    csv_options = {
+        "entity_col": entity_col or ("session_id" if kind == "session" else "user_id"),
+        "item_col": item_col, "time_col": time_col, "kind": kind, "delimiter": delimiter,
+    }
+    raw = read_source(source, fmt, csv_options)
+    out_dir = out_root / name / "processed"
+    manifest = run_preprocess(raw, cfg, fmt, out_dir)
+    counts = manifest["counts"]
+    console.print(f"[bold]{name}[/]: wrote {out_dir} ({manifest['split']} split)")
+    for key, value in counts.items():
+        console.print(f"  {key:<20} {value:,}" if isinstance(value, int) else f"  {key:<20} {value}")
+
+
+def _apply_shortcuts(overrides: list[str], model: str | None, dataset: str | None, device: str | None) -> list[str]:
+    extra = []
+    if model:
+        extra.append(f"model={{name: {model}}}")
+    if dataset:
+        extra.append(f"data.dataset={dataset}")
+    if device:
+        extra.append(f"training.device={device}")
+    return extra + list(overrides)
+
+
+@app.command()
+def train(
+    config_file: Optional[Path] = typer.Argument(None, help="YAML config (model, training, data sections)."),
+    stage: str = typer.Option("supervised", help="Stage to run (see the list in the help below)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set training.lr=5e-4 (repeatable)."),
+    model: Optional[str] = typer.Option(None, help="Model name; replaces the config's model section with that model's defaults."),
+    dataset: Optional[str] = typer.Option(None, help="Processed dataset name under data/."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
+    run_dir: Optional[Path] = typer.Option(None, help="Output directory (default runs/DATASET/MODEL-STAGE-sSEED-TIME)."),
+    init_from: Optional[Path] = typer.Option(None, help="Run directory of a previous stage to start from."),
+) -> None:
+    """Train a model with a stage, select on validation, and evaluate the best checkpoint on test.
+
+    Example: sessrec train configs/core_trm.yaml --set training.epochs=5 --run-dir runs/quick
+    """
+    from sessrec_cli.config import load_config
+    from sessrec_cli.eval.report import print_report
+    from sessrec_cli.train.run import default_run_dir, resolve_device, seed_everything, start_run
+    from sessrec_cli.train.stages import STAGES
+
+    if stage not in STAGES:
+        raise InputError(f"--stage {stage}: unknown stage; expected one of {', '.join(STAGES)}")
+    config = load_config(config_file, _apply_shortcuts(overrides, model, dataset, device))
+    if init_from is not None and not init_from.is_dir():
+        raise InputError(f"--init-from {init_from}: not a run directory")
+    target = run_dir or default_run_dir(config, stage)
+    torch_device = resolve_device(config.training.device)
+    start_run(target, config, stage, torch_device, sys.argv)
+    seed_everything(config.seed)
+    console.print(f"run [bold]{target}[/] · {config.model.name} · stage {stage} · seed {config.seed} · {torch_device}")
+    try:
+        report = STAGES[stage](config, target, torch_device, console, init_from=init_from)
+    except InputError:
+        if not (target / "metrics.jsonl").exists():  # refused before training: leave nothing behind
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    print_report(report, console)
+    console.print(f"report: {target / 'report.json'}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `sessrec train`."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda (default: the run's config)."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Examples ranked per chunk (metrics do not depend on it)."),
+) -> None:
+    """Rank the whole catalogue for every test example with the run's best checkpoint.
+
+    Writes RUN_DIR/report.json and RUN_DIR/ranks_test.npy and prints the metrics table.
+    Example: sessrec evaluate runs/quick
+    """
+    from sessrec_cli.config import load_config
+    from sessrec_cli.data.sequences import load_dataset
+    from sessrec_cli.eval.report import print_report, write_report
+    from sessrec_cli.models import build_model
+    from sessrec_cli.train.run import resolve_device
+    from sessrec_cli.train.trainer import CHECKPOINT, load_checkpoint
+
+    if not (run_dir / "config.yaml").is_file():
+        raise InputError(f"{run_dir}: not a run directory (config.yaml missing)")
+    overrides = [f"training.eval_batch_size={batch_size}"] if batch_size else []
+    config = load_config(run_dir / "config.yaml", overrides)
+    torch_device = resolve_device(device or config.training.device)
+    data = load_dataset(config.data.resolved_dir(), config.data.max_len)
+    model = build_model(config.model, data.n_items, config.data.max_len).to(torch_device)
+    load_checkpoint(run_dir / CHECKPOINT, model, torch_device)
+    report = write_report(run_dir, config, data, model, torch_device)
+    print_report(report, console)
+    console.print(f"report: {run_dir / 'report.json'}")
+
+
+@config_app.command("validate")
+def config_validate(config_file: Path = typer.Argument(..., help="YAML config to check.")) -> None:
+    """Check a config: unknown keys and bad values fail with the key's name.
+
+    Example: sessrec config validate configs/core_trm.yaml
+    """
+    from sessrec_cli.config import load_config
+
+    config = load_config(config_file)
+    console.print(f"{config_file}: valid ({config.model.name}, dataset {config.data.dataset}, seed {config.seed})")
+
+
+@config_app.command("show")
+def config_show(
+    config_file: Optional[Path] = typer.Argument(None, help="YAML config (default: all defaults)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config key (repeatable)."),
+) -> None:
+    """Print the resolved config: the file, overrides applied, every default filled in.
+
+    Example: sessrec config show configs/core_trm.yaml --set training.lr=5e-4
+    """
+    from sessrec_cli.config import dump_config, load_config
+
+    typer.echo(dump_config(load_config(config_file, overrides)), nl=False)
+
+
+@app.command()
+def sample(
+    out_dir: Path = typer.Argument(Path("data/sample/raw"), help="Where to write users.csv, items.csv, interactions.csv."),
+    seed: int = typer.Option(7, help="Generator seed (the bundled sample uses 7)."),
+) -> None:
+    """Regenerate the bundled synthetic sample (items with titles and genres, users, sessions).
+
+    Example: sessrec sample /tmp/sample
+    """
+    from sessrec_cli.data.sample import generate_sample
+
+    counts = generate_sample(out_dir, seed=seed)
+    console.print(f"wrote {out_dir}: {counts}")
+
+
+def _fail(message: str) -> NoReturn:
+    # Escaped: a path or value such as "data/[raw]" must print as it is, not as markup.
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
+    sys.exit(2)
+
+
+def main() -> None:
+    # Not standalone, so that click's usage errors (a bad option value, a missing argument) reach
+    # us and are reported like every other bad input, instead of as a multi-line usage panel.
+    try:
+        code = app(standalone_mode=False)
+    except InputError as err:
+        _fail(str(err))
+    except typer.TyperException as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # the help is already printed
+            sys.exit(err.exit_code)
+        _fail(" ".join(err.format_message().split()))
+    if isinstance(code, int):  # an explicit exit, e.g. after --help
+        sys.exit(code)

@@ -1,0 +1,1 @@
+"""Reading raw formats, preprocessing rules, and the in-memory `SequenceData`."""

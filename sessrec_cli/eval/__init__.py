@@ -1,0 +1,1 @@
+"""Full-catalogue ranking, metrics over ranks, reports."""

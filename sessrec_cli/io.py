@@ -1,0 +1,104 @@
+"""Safe reading and atomic writing of the files sessrec produces and consumes."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import pickle
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from sessrec_cli.errors import InputError
+
+
+class _DataOnlyUnpickler(pickle.Unpickler):
+    """Refuses every class reference: only built-in containers and scalars load."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refusing class reference {module}.{name}")
+
+
+def load_pickle(path: Path) -> Any:
+    """Load a (optionally gzipped) pickle that may hold only plain data."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    if not raw:
+        raise InputError(f"{path}: file is empty, expected a pickle")
+    try:
+        return _DataOnlyUnpickler(io.BytesIO(raw)).load()
+    except pickle.UnpicklingError as err:
+        raise InputError(f"{path}: {err}; only plain lists, dicts, tuples, numbers and strings are accepted") from None
+    except (EOFError, ValueError, IndexError, KeyError) as err:
+        raise InputError(f"{path}: not a valid pickle ({type(err).__name__}: {err})") from None
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """Open a text file that may be gzipped (the shared benchmark files are)."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _tmp_sibling(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_pickle_atomic(path: Path, obj: Any) -> None:
+    write_bytes_atomic(path, pickle.dumps(obj, protocol=4))
+
+
+@contextmanager
+def staged_directory(final: Path) -> Iterator[Path]:
+    """Yield a temporary directory that replaces `final` only if the block succeeds.
+
+    On any error the temporary directory is removed and `final` is left as it was, so a
+    failed command never leaves a half-written output directory behind.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)

@@ -1,0 +1,26 @@
+"""Model registry: config name -> class. Config fields map one-to-one onto constructor arguments."""
+
+from __future__ import annotations
+
+import inspect
+
+from torch import nn
+
+from sessrec_cli.config import ModelConfig
+from sessrec_cli.models.core_ave import CoreAve
+from sessrec_cli.models.core_trm import CoreTrm
+
+MODELS: dict[str, type[nn.Module]] = {
+    "core-ave": CoreAve,
+    "core-trm": CoreTrm,
+}
+
+
+def build_model(config: ModelConfig, n_items: int, max_len: int) -> nn.Module:
+    """Instantiate the configured model; data-dependent sizes come from the dataset."""
+    cls = MODELS[config.name]
+    kwargs = config.model_dump(exclude={"name"})
+    kwargs["n_items"] = n_items
+    if "max_len" in inspect.signature(cls).parameters:
+        kwargs["max_len"] = max_len
+    return cls(**kwargs)

@@ -1,0 +1,1 @@
+"""The shared trainer core and the stage registry."""

@@ -1,0 +1,74 @@
+"""Run directories, seeding, device choice and the environment record every run keeps."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sessrec_cli import __version__
+from sessrec_cli.config import ExperimentConfig, dump_config
+from sessrec_cli.errors import InputError
+from sessrec_cli.io import write_json_atomic, write_text_atomic
+
+
+def seed_everything(seed: int) -> None:
+    """The one seed: Python, NumPy and torch (all devices). Called once per run."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def versions() -> dict[str, str]:
+    found = {"python": sys.version.split()[0], "sessrec": __version__, "platform": platform.platform()}
+    for package in ("torch", "numpy", "polars", "pydantic", "typer", "rich"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = "absent"
+    return found
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def default_run_dir(config: ExperimentConfig, stage: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / config.data.dataset / f"{config.model.name}-{stage}-s{config.seed}-{stamp}"
+
+
+def start_run(run_dir: Path, config: ExperimentConfig, stage: str, device: torch.device, argv: list[str]) -> None:
+    """Write what the run is (resolved config, seed, versions, device) before it starts."""
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise InputError(f"{run_dir}: run directory exists and is not empty; choose another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.yaml", dump_config(config))
+    write_json_atomic(
+        run_dir / "run.json",
+        {
+            "stage": stage,
+            "seed": config.seed,
+            "config_hash": config.digest(),
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+            "command": argv,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": versions(),
+        },
+    )

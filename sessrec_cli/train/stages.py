@@ -1,0 +1,41 @@
+"""Stage registry: `sessrec train --stage NAME` looks NAME up here and calls the function.
+
+A stage builds its model (optionally from a previous stage's checkpoint), decides which
+parameters train and which loss terms count, and calls the shared trainer. Adding a stage
+means adding a function and one line to `STAGES`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+from rich.console import Console
+
+from sessrec_cli.config import ExperimentConfig
+from sessrec_cli.data.sequences import load_dataset
+from sessrec_cli.eval.report import write_report
+from sessrec_cli.models import build_model
+from sessrec_cli.train.trainer import CHECKPOINT, fit, load_checkpoint
+
+
+def supervised(config: ExperimentConfig, run_dir: Path, device: torch.device, console: Console, init_from: Path | None = None) -> dict:
+    """Train the configured model on next-item prediction, select on validation, test once."""
+    data = load_dataset(config.data.resolved_dir(), config.data.max_len)
+    console.print(
+        f"data {data.directory}: {len(data.train):,} train / {len(data.valid):,} valid / {len(data.test):,} test examples, {data.n_items:,} items"
+    )
+    model = build_model(config.model, data.n_items, config.data.max_len)
+    if init_from is not None:
+        load_checkpoint(init_from / CHECKPOINT, model, device)
+    fit(model, data, config, run_dir, device, console)
+    load_checkpoint(run_dir / CHECKPOINT, model, device)  # test the model chosen on validation
+    return write_report(run_dir, config, data, model, device)
+
+
+Stage = Callable[..., dict]
+
+STAGES: dict[str, Stage] = {
+    "supervised": supervised,
+}
