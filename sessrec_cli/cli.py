@@ -1,6 +1,7 @@
 """The `sessrec` command line: thin commands that parse, call one library function, print.
 
 Every bad input raises `InputError`; `main` prints it as one line and exits with code 2.
+A training run that fails on its own (a NaN loss) raises `TrainingError`: one line, exit code 1.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from sessrec_cli.errors import InputError
+from sessrec_cli.errors import InputError, TrainingError
 
 app = typer.Typer(
     help="sessrec: session-based and sequential recommendation.\n\n"
@@ -91,42 +92,86 @@ def _apply_shortcuts(overrides: list[str], model: str | None, dataset: str | Non
     return extra + list(overrides)
 
 
+def _refuse_config_args_with_resume(given: dict[str, object]) -> None:
+    named = [name for name, value in given.items() if value]
+    if named:
+        raise InputError(f"--resume: the run continues with its own config.yaml; drop {', '.join(named)}")
+
+
+def _interrupted(run_dir: Path) -> NoReturn:
+    """Ctrl-C: what is on disk is the last completed epoch; say how to go on, exit 130."""
+    from sessrec_cli.train.checkpoint import LAST
+
+    err_console = Console(stderr=True, soft_wrap=True)
+    if (run_dir / LAST).is_file():
+        err_console.print(f"interrupted; resume with: sessrec train --resume {escape(str(run_dir))}", highlight=False)
+    else:  # a fresh run (a resumed one has last.pt): nothing worth keeping, and a rerun may reuse the directory
+        shutil.rmtree(run_dir, ignore_errors=True)
+        err_console.print("interrupted before the first epoch completed; nothing to resume", highlight=False)
+    raise typer.Exit(130)
+
+
 @app.command()
 def train(
     config_file: Optional[Path] = typer.Argument(None, help="YAML config (model, training, data sections)."),
-    stage: str = typer.Option("supervised", help="Stage to run (see the list in the help below)."),
+    stage: Optional[str] = typer.Option(None, help="Stage to run, default supervised (see the list in the help below)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set training.lr=5e-4 (repeatable)."),
     model: Optional[str] = typer.Option(None, help="Model name; replaces the config's model section with that model's defaults."),
     dataset: Optional[str] = typer.Option(None, help="Processed dataset name under data/."),
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
     run_dir: Optional[Path] = typer.Option(None, help="Output directory (default runs/DATASET/MODEL-STAGE-sSEED-TIME)."),
     init_from: Optional[Path] = typer.Option(None, help="Run directory of a previous stage to start from."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the interrupted run in this directory from its last.pt, with its config.yaml."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log losses and validation metrics to RUN_DIR/tensorboard."),
 ) -> None:
     """Train a model with a stage, select on validation, and evaluate the best checkpoint on test.
 
+    Every epoch saves RUN_DIR/last.pt: continue a killed or interrupted run with --resume RUN_DIR.
+
     Example: sessrec train configs/core_trm.yaml --set training.epochs=5 --run-dir runs/quick
     """
+    from contextlib import nullcontext
+
     from sessrec_cli.config import load_config
     from sessrec_cli.eval.report import print_report
-    from sessrec_cli.train.run import default_run_dir, resolve_device, seed_everything, start_run
+    from sessrec_cli.train.run import default_run_dir, note_resume, reopen_run, resolve_device, seed_everything, start_run
     from sessrec_cli.train.stages import STAGES
+    from sessrec_cli.train.tracking import require_tensorboard, tensorboard_logger
 
+    if resume is not None:
+        _refuse_config_args_with_resume(
+            {"CONFIG_FILE": config_file, "--stage": stage, "--set": overrides, "--model": model, "--dataset": dataset,
+             "--device": device, "--run-dir": run_dir, "--init-from": init_from}
+        )
+        config, stage = reopen_run(resume)
+        target = resume
+    else:
+        stage = stage or "supervised"
+        config = load_config(config_file, _apply_shortcuts(overrides, model, dataset, device))
+        target = run_dir or default_run_dir(config, stage)
     if stage not in STAGES:
         raise InputError(f"--stage {stage}: unknown stage; expected one of {', '.join(STAGES)}")
-    config = load_config(config_file, _apply_shortcuts(overrides, model, dataset, device))
     if init_from is not None and not init_from.is_dir():
         raise InputError(f"--init-from {init_from}: not a run directory")
-    target = run_dir or default_run_dir(config, stage)
+    if tensorboard:
+        require_tensorboard()
     torch_device = resolve_device(config.training.device)
-    start_run(target, config, stage, torch_device, sys.argv)
+    if resume is None:
+        start_run(target, config, stage, torch_device, sys.argv)
+    else:
+        note_resume(target, sys.argv)
     seed_everything(config.seed)
     console.print(f"run [bold]{target}[/] · {config.model.name} · stage {stage} · seed {config.seed} · {torch_device}")
+    tracking = tensorboard_logger(target / "tensorboard") if tensorboard else nullcontext()
     try:
-        report = STAGES[stage](config, target, torch_device, console, init_from=init_from)
+        with tracking as on_epoch:
+            report = STAGES[stage](config, target, torch_device, console, init_from=init_from, resume=resume is not None, on_epoch=on_epoch)
     except InputError:
-        if not (target / "metrics.jsonl").exists():  # refused before training: leave nothing behind
+        if resume is None and not (target / "metrics.jsonl").exists():  # refused before training: leave nothing behind
             shutil.rmtree(target, ignore_errors=True)
         raise
+    except KeyboardInterrupt:
+        _interrupted(target)
     print_report(report, console)
     console.print(f"report: {target / 'report.json'}")
 
@@ -160,6 +205,51 @@ def evaluate(
     report = write_report(run_dir, config, data, model, torch_device)
     print_report(report, console)
     console.print(f"report: {run_dir / 'report.json'}")
+
+
+@app.command()
+def compare(
+    runs: list[str] = typer.Argument(..., help="Run directories or glob patterns (quoted globs are expanded by sessrec)."),
+    k: int = typer.Option(20, min=1, help="Cutoff of the per-example measures in the paired tests (MRR@K, hit@K)."),
+    markdown: Optional[Path] = typer.Option(None, help="Also write the tables as Markdown to this file."),
+    json_file: Optional[Path] = typer.Option(None, "--json", help="Also write the full comparison as JSON to this file."),
+    plot: Optional[Path] = typer.Option(None, help="Also draw the mean metrics with std error bars to this PNG."),
+) -> None:
+    """Group runs that differ only in their seed: mean ± std per metric, paired tests between groups.
+
+    Every pair of groups is tested on the same test examples: paired t-test and Wilcoxon signed-rank test on per-example MRR@K and hit@K. Runs with other test sets are refused.
+
+    Example: sessrec compare "runs/sample/core-*" --markdown compare.md --plot compare.png
+    """
+    from sessrec_cli.eval.compare import compare_runs, expand_runs, rich_tables, to_markdown
+    from sessrec_cli.io import write_json_atomic, write_text_atomic
+
+    result = compare_runs(expand_runs(runs), k)
+    for table in rich_tables(result):
+        console.print(table)
+    if markdown is not None:
+        write_text_atomic(markdown, to_markdown(result))
+        console.print(f"markdown: {markdown}")
+    if json_file is not None:
+        write_json_atomic(json_file, result)
+        console.print(f"json: {json_file}")
+    if plot is not None:
+        from sessrec_cli.eval.plots import compare_bars
+
+        compare_bars(result, plot)
+        console.print(f"plot: {plot}")
+
+
+@app.command()
+def plot(run_dir: Path = typer.Argument(..., help="A run directory written by `sessrec train` (finished or not).")) -> None:
+    """Draw a run's training curves and its test metrics vs K as PNGs in RUN_DIR/plots/.
+
+    Example: sessrec plot runs/quick
+    """
+    from sessrec_cli.eval.plots import plot_run
+
+    for path in plot_run(run_dir):
+        console.print(f"wrote {path}")
 
 
 @config_app.command("validate")
@@ -203,10 +293,10 @@ def sample(
     console.print(f"wrote {out_dir}: {counts}")
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, code: int = 2) -> NoReturn:
     # Escaped: a path or value such as "data/[raw]" must print as it is, not as markup.
     Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
-    sys.exit(2)
+    sys.exit(code)
 
 
 def main() -> None:
@@ -216,6 +306,8 @@ def main() -> None:
         code = app(standalone_mode=False)
     except InputError as err:
         _fail(str(err))
+    except TrainingError as err:  # the run failed, not its input
+        _fail(str(err), code=1)
     except typer.TyperException as err:
         if type(err).__name__ == "NoArgsIsHelpError":  # the help is already printed
             sys.exit(err.exit_code)

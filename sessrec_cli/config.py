@@ -56,7 +56,127 @@ class CoreTrmConfig(_Strict):
     temperature: float = Field(0.07, gt=0)
 
 
-ModelConfig = Annotated[Union[CoreAveConfig, CoreTrmConfig], Field(discriminator="name")]
+class CoreDaConfig(_Strict):
+    """CORE-DA (seed 001 §4.1.1): dual attention (global + recent intent), gated fusion, CORE-ave residual.
+
+    Defaults: the CORE-trm settings, which seed 001 §5.6 keeps; gate and residual on (Eqs. 9-10).
+    """
+
+    name: Literal["core-da"] = "core-da"
+    embedding_size: int = Field(100, gt=0)
+    n_layers: int = Field(2, gt=0)
+    n_heads: int = Field(2, gt=0)
+    inner_size: int = Field(256, gt=0)
+    hidden_dropout: float = Field(0.5, ge=0, lt=1)
+    attn_dropout: float = Field(0.5, ge=0, lt=1)
+    layer_norm_eps: float = Field(1e-12, gt=0)
+    sess_dropout: float = Field(0.2, ge=0, lt=1)
+    item_dropout: float = Field(0.2, ge=0, lt=1)
+    temperature: float = Field(0.07, gt=0)
+    gate: bool = True  # False: fixed 1/2, 1/2 fusion (ablation)
+    ave_residual: bool = True  # False: no CORE-ave path (ablation)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # seed 000 future work 9; 0 = CORE's plain CE
+    relative_position_bias: bool = False  # seed 000 future work 5: learned per-head bias by distance
+
+
+class CoreHnConfig(_Strict):
+    """CORE-HN (seed 001 §4.1.2): CORE-trm with (1 - lambda)·CE + lambda·BPR over top-K hard negatives.
+
+    Defaults: the CORE-trm settings; hard_neg_k = 5 and lambda = 0.2 from seed 001 §5.6.
+    """
+
+    name: Literal["core-hn"] = "core-hn"
+    embedding_size: int = Field(100, gt=0)
+    n_layers: int = Field(2, gt=0)
+    n_heads: int = Field(2, gt=0)
+    inner_size: int = Field(256, gt=0)
+    hidden_dropout: float = Field(0.5, ge=0, lt=1)
+    attn_dropout: float = Field(0.5, ge=0, lt=1)
+    layer_norm_eps: float = Field(1e-12, gt=0)
+    sess_dropout: float = Field(0.2, ge=0, lt=1)
+    item_dropout: float = Field(0.2, ge=0, lt=1)
+    temperature: float = Field(0.07, gt=0)
+    hard_neg_k: int = Field(5, gt=0)
+    hard_neg_weight: float = Field(0.2, ge=0, le=1)  # lambda; 0 = CORE-trm's loss
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # seed 000 future work 9; 0 = CORE's plain CE
+
+
+class CoreDahnConfig(_Strict):
+    """CORE-DAHN (seed 001 §4, Algorithm 1): the CORE-DA encoder trained with CORE-HN's loss.
+
+    Defaults: as CORE-DA and CORE-HN (seed 001 §5.6).
+    """
+
+    name: Literal["core-dahn"] = "core-dahn"
+    embedding_size: int = Field(100, gt=0)
+    n_layers: int = Field(2, gt=0)
+    n_heads: int = Field(2, gt=0)
+    inner_size: int = Field(256, gt=0)
+    hidden_dropout: float = Field(0.5, ge=0, lt=1)
+    attn_dropout: float = Field(0.5, ge=0, lt=1)
+    layer_norm_eps: float = Field(1e-12, gt=0)
+    sess_dropout: float = Field(0.2, ge=0, lt=1)
+    item_dropout: float = Field(0.2, ge=0, lt=1)
+    temperature: float = Field(0.07, gt=0)
+    gate: bool = True
+    ave_residual: bool = True
+    hard_neg_k: int = Field(5, gt=0)
+    hard_neg_weight: float = Field(0.2, ge=0, le=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # seed 000 future work 9; 0 = CORE's plain CE
+    relative_position_bias: bool = False  # seed 000 future work 5: learned per-head bias by distance
+
+
+class CoreTrmEnhancedConfig(_Strict):
+    """CORE-trm-enhanced (seed 000 §§1-3): layer aggregation, sigmoid-gated CORE-ave path, in-batch negatives.
+
+    Defaults: seed 000's `core_trm_enhanced.yaml` (CORE-trm's settings, hard_neg_weight 0.5).
+    """
+
+    name: Literal["core-trm-enhanced"] = "core-trm-enhanced"
+    embedding_size: int = Field(100, gt=0)
+    n_layers: int = Field(2, gt=0)
+    n_heads: int = Field(2, gt=0)
+    inner_size: int = Field(256, gt=0)
+    hidden_dropout: float = Field(0.5, ge=0, lt=1)
+    attn_dropout: float = Field(0.5, ge=0, lt=1)
+    layer_norm_eps: float = Field(1e-12, gt=0)
+    sess_dropout: float = Field(0.2, ge=0, lt=1)
+    item_dropout: float = Field(0.2, ge=0, lt=1)
+    temperature: float = Field(0.07, gt=0)
+    layer_aggregation: bool = True  # False: last layer only (ablation)
+    gate: bool = True  # False: fixed 1/2 mix of the two paths (ablation)
+    hard_neg_weight: float = Field(0.5, ge=0)  # 0 disables the in-batch term
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # seed 000 future work 9; 0 = CORE's plain CE
+    relative_position_bias: bool = False  # seed 000 future work 5: learned per-head bias by distance
+
+
+class CoreTrmContrastiveConfig(_Strict):
+    """CORE-trm-contrastive (seed 000 §4): CORE-trm + InfoNCE between two item-masked views.
+
+    Defaults: seed 000's `core_trm_contrastive.yaml` (cl_weight 0.1, cl_dropout 0.2, cl_temperature 0.2).
+    """
+
+    name: Literal["core-trm-contrastive"] = "core-trm-contrastive"
+    embedding_size: int = Field(100, gt=0)
+    n_layers: int = Field(2, gt=0)
+    n_heads: int = Field(2, gt=0)
+    inner_size: int = Field(256, gt=0)
+    hidden_dropout: float = Field(0.5, ge=0, lt=1)
+    attn_dropout: float = Field(0.5, ge=0, lt=1)
+    layer_norm_eps: float = Field(1e-12, gt=0)
+    sess_dropout: float = Field(0.2, ge=0, lt=1)
+    item_dropout: float = Field(0.2, ge=0, lt=1)
+    temperature: float = Field(0.07, gt=0)
+    cl_weight: float = Field(0.1, ge=0)  # 0 = CORE-trm's loss
+    cl_dropout: float = Field(0.2, ge=0, lt=1)  # probability of masking each item but the last
+    cl_temperature: float = Field(0.2, gt=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # seed 000 future work 9; 0 = CORE's plain CE
+
+
+ModelConfig = Annotated[
+    Union[CoreAveConfig, CoreTrmConfig, CoreDaConfig, CoreHnConfig, CoreDahnConfig, CoreTrmEnhancedConfig, CoreTrmContrastiveConfig],
+    Field(discriminator="name"),
+]
 
 
 # --- data and training ----------------------------------------------------------------------
@@ -163,7 +283,7 @@ def _format_error(err: ValidationError, source: str) -> str:
     return f"{source}: {where}: {message}" + (f" (got {first['input']!r})" if first["type"] != "extra_forbidden" and not isinstance(first.get("input"), dict) else "")
 
 
-MODEL_NAMES = ("core-ave", "core-trm")
+MODEL_NAMES = ("core-ave", "core-trm", "core-da", "core-hn", "core-dahn", "core-trm-enhanced", "core-trm-contrastive")
 
 
 def build_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:

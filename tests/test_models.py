@@ -6,7 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sessrec_cli.config import CoreAveConfig, CoreTrmConfig
+from sessrec_cli.config import (
+    CoreAveConfig,
+    CoreDaConfig,
+    CoreDahnConfig,
+    CoreHnConfig,
+    CoreTrmConfig,
+    CoreTrmContrastiveConfig,
+    CoreTrmEnhancedConfig,
+)
 from sessrec_cli.data.sequences import SequenceData
 from sessrec_cli.models import MODELS, build_model
 from sessrec_cli.models.layers import TransformerBlock, causal_padding_mask
@@ -14,6 +22,12 @@ from sessrec_cli.models.layers import TransformerBlock, causal_padding_mask
 SMALL = {
     "core-ave": CoreAveConfig(embedding_size=16),
     "core-trm": CoreTrmConfig(embedding_size=16, inner_size=32),
+    "core-da": CoreDaConfig(embedding_size=16, inner_size=32),
+    "core-hn": CoreHnConfig(embedding_size=16, inner_size=32),
+    "core-dahn": CoreDahnConfig(embedding_size=16, inner_size=32),
+    # The in-batch term (weight 0.5 by default) rises as CE falls on this duplicate-heavy batch.
+    "core-trm-enhanced": CoreTrmEnhancedConfig(embedding_size=16, inner_size=32, hard_neg_weight=0.1),
+    "core-trm-contrastive": CoreTrmContrastiveConfig(embedding_size=16, inner_size=32),
 }
 
 

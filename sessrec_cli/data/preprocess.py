@@ -20,6 +20,7 @@ Output, in `data/<name>/processed/` (all plain data, readable by the safe unpick
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,11 +233,7 @@ def process_given(data: GivenSplit, cfg: PreprocessConfig) -> Processed:
     valid = expand_prefixes(
         pl.DataFrame({"entity": range(cut, n_train), "items": valid_sessions}, schema={"entity": pl.Int64, "items": pl.List(pl.Int64)})
     )
-    n_items = data.n_items or max(
-        max((max(s) for s in data.train if s), default=0),
-        max((max(s) for s in data.test_inputs if s), default=0),
-        max(data.test_targets, default=0),
-    )
+    n_items = data.n_items or int(max(_flat(data.train).max(initial=0), _flat(data.test_inputs).max(initial=0), max(data.test_targets, default=0)))
     test_entities = list(range(n_train, n_train + len(data.test_targets)))
     return Processed(
         train_sequences=train,
@@ -261,9 +258,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _flat(sequences: list[list[int]]) -> np.ndarray:
+    return np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64)
+
+
 def item_counts(sequences: list[list[int]], n_items: int) -> list[int]:
-    flat = np.fromiter((i for s in sequences for i in s), dtype=np.int64)
-    return np.bincount(flat, minlength=n_items + 1).tolist()
+    return np.bincount(_flat(sequences), minlength=n_items + 1).tolist()
 
 
 def summarize(p: Processed) -> dict[str, int | float]:

@@ -35,3 +35,9 @@ def compute_metrics(ranks: np.ndarray, ks: list[int]) -> dict[str, float]:
     if len(ranks) and ranks.min() < 1:
         raise ValueError("ranks start at 1")
     return {f"{name}@{k}": _FUNCTIONS[name](ranks, k) for k in ks for name in METRICS}
+
+
+def metric_order(name: str) -> tuple[int, int]:
+    """Sort key for metric names such as 'mrr@20': by K, then recall, MRR, NDCG."""
+    metric, _, k = name.partition("@")
+    return int(k), METRICS.index(metric) if metric in METRICS else len(METRICS)

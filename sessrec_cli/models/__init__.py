@@ -8,11 +8,21 @@ from torch import nn
 
 from sessrec_cli.config import ModelConfig
 from sessrec_cli.models.core_ave import CoreAve
+from sessrec_cli.models.core_da import CoreDa
+from sessrec_cli.models.core_dahn import CoreDahn
+from sessrec_cli.models.core_hn import CoreHn
 from sessrec_cli.models.core_trm import CoreTrm
+from sessrec_cli.models.core_trm_contrastive import CoreTrmContrastive
+from sessrec_cli.models.core_trm_enhanced import CoreTrmEnhanced
 
 MODELS: dict[str, type[nn.Module]] = {
     "core-ave": CoreAve,
     "core-trm": CoreTrm,
+    "core-da": CoreDa,
+    "core-hn": CoreHn,
+    "core-dahn": CoreDahn,
+    "core-trm-enhanced": CoreTrmEnhanced,
+    "core-trm-contrastive": CoreTrmContrastive,
 }
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sessrec_cli.data.sequences import Batch
-from sessrec_cli.models.layers import TransformerBlock, causal_padding_mask, masked_softmax
+from sessrec_cli.models.layers import TransformerBlock, contextualise, weighted_item_sum
 from sessrec_cli.models.losses import full_cross_entropy, rdm_logits
 
 
@@ -56,23 +56,20 @@ class CoreTrm(nn.Module):
             nn.init.uniform_(weight, -bound, bound)
 
     def encode(self, item_seq: torch.Tensor) -> torch.Tensor:
-        B, L = item_seq.shape
         real = item_seq > 0  # (B, L)
         x = self.sess_dropout(self.item_embedding(item_seq))  # (B, L, d)
-        positions = self.position_embedding(torch.arange(L, device=item_seq.device)).expand(B, L, -1)
-        tokens = self.input_dropout(self.input_norm(x[real] + positions[real]))  # (T, d): real positions only
-        attn_mask = causal_padding_mask(item_seq)
-        for block in self.blocks:
-            tokens = block(tokens, real, attn_mask)
-        weights = tokens.new_zeros(B, L)
-        weights[real] = self.weight_head(tokens).squeeze(-1)
-        alpha = masked_softmax(weights, real)  # (B, L), Eq. 4
-        session = (alpha.unsqueeze(-1) * x).sum(1)  # (B, d), Eq. 2: a combination of item embeddings
+        tokens = contextualise(x, item_seq, self.position_embedding, self.input_norm, self.input_dropout, self.blocks)[-1]  # (T, d)
+        # (B, d), Eqs. 2 and 4: softmax(w F^T)-weighted sum of the item embeddings
+        session = weighted_item_sum(self.weight_head(tokens).squeeze(-1), x, real)
         return F.normalize(session, dim=-1)
 
     def item_embeddings(self) -> torch.Tensor:
         return F.normalize(self.item_embedding.weight[1:], dim=-1)
 
+    def logits(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """(B, n_items) RDM scores, with item dropout while training; models that reuse this
+        encoder with another objective start from them."""
+        return rdm_logits(self.encode(item_seq), self.item_embedding.weight[1:], self.temperature, self.item_dropout, self.training)
+
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        logits = rdm_logits(self.encode(batch.item_seq), self.item_embedding.weight[1:], self.temperature, self.item_dropout, self.training)
-        return {"ce": full_cross_entropy(logits, batch.targets)}
+        return {"ce": full_cross_entropy(self.logits(batch.item_seq), batch.targets)}

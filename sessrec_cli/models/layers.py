@@ -31,6 +31,8 @@ class TransformerBlock(nn.Module):
     def forward(self, tokens: torch.Tensor, real: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         """`tokens` (T, D) are the real positions of `real` (B, L), packed; returns (T, D).
 
+        `attn_mask` is boolean (True = may attend) or an additive float bias, (B, 1 or H, L, L).
+
         Only attention needs the (B, L) layout. The projections and the feed-forward network,
         which hold nearly all the FLOPs, run on real tokens only: session prefixes are short
         while a batch is as wide as its longest one. Padding sits right of every real item and
@@ -47,6 +49,60 @@ class TransformerBlock(nn.Module):
         return self.ff_norm(hidden + self.dropout(self.ff_out(F.gelu(self.ff_in(hidden)))))
 
 
+class RelativePositionBias(nn.Module):
+    """A learned bias per head and relative distance i - j, added to the attention scores.
+
+    Shaw et al., "Self-Attention with Relative Position Representations", NAACL 2018, in the
+    scalar form of T5 (one table shared by all layers). Seed 000 names relative positions as
+    future work. Attention is causal, so only distances 0..L-1 are ever read, and L <= max_len
+    because inputs keep their last max_len items: one entry per distance, clipped at
+    max_len - 1, covers every case.
+    """
+
+    def __init__(self, max_len: int, n_heads: int):
+        super().__init__()
+        self.bias = nn.Embedding(max_len, n_heads)
+
+    def forward(self, attn_mask: torch.Tensor) -> torch.Tensor:
+        """Turn a boolean (B, 1, L, L) mask into an additive float (B, H, L, L) one."""
+        L = attn_mask.shape[-1]
+        position = torch.arange(L, device=attn_mask.device)
+        # Negative distances (future keys) are masked below; clamping only keeps the lookup valid.
+        distance = (position.unsqueeze(1) - position.unsqueeze(0)).clamp(0, self.bias.num_embeddings - 1)  # (L, L)
+        bias = self.bias(distance).permute(2, 0, 1)  # (H, L, L)
+        return bias.masked_fill(~attn_mask, float("-inf"))
+
+
+def contextualise(
+    x: torch.Tensor,
+    item_seq: torch.Tensor,
+    position_embedding: nn.Embedding,
+    input_norm: nn.LayerNorm,
+    input_dropout: nn.Dropout,
+    blocks: nn.ModuleList,
+    relative_bias: RelativePositionBias | None = None,
+) -> list[torch.Tensor]:
+    """CORE-trm's transformer over item embeddings `x` (B, L, D): every block's output, packed.
+
+    Position embeddings are added, the sum is normalised and dropped out, then the causal
+    blocks run on the real positions (`item_seq > 0`) only. Returns one (T, D) tensor per block,
+    row t being the t-th real position in row-major order. The models own the modules (so
+    their parameter names stay flat); this function owns the computation they share.
+    """
+    B, L = item_seq.shape
+    real = item_seq > 0  # (B, L)
+    positions = position_embedding(torch.arange(L, device=item_seq.device)).expand(B, L, -1)
+    tokens = input_dropout(input_norm(x[real] + positions[real]))  # (T, D)
+    attn_mask = causal_padding_mask(item_seq)
+    if relative_bias is not None:
+        attn_mask = relative_bias(attn_mask)
+    outputs = []
+    for block in blocks:
+        tokens = block(tokens, real, attn_mask)
+        outputs.append(tokens)
+    return outputs
+
+
 def causal_padding_mask(item_seq: torch.Tensor) -> torch.Tensor:
     """(B, 1, L, L) boolean mask, True where query i may attend key j: j <= i and j is an item.
 
@@ -60,3 +116,21 @@ def causal_padding_mask(item_seq: torch.Tensor) -> torch.Tensor:
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Softmax over the last dim of `scores` (B, L) restricted to positions where `mask` is True."""
     return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+
+
+def weighted_item_sum(scores: torch.Tensor, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """CORE's consistent pooling (Eqs. 2, 4): softmax the packed scores (T,) over each session's
+    real positions of `real` (B, L) and return the weighted sum of item embeddings `x` (B, L, D)."""
+    padded = scores.new_zeros(real.shape)
+    padded[real] = scores
+    alpha = masked_softmax(padded, real)  # (B, L)
+    return (alpha.unsqueeze(-1) * x).sum(1)  # (B, D)
+
+
+def masked_mean(x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """CORE-ave's pooling (Eq. 3): the mean of `x` (B, L, D) over the real positions (B, L).
+
+    The mask matters: CORE's initialisation also fills the padding row of the embedding table.
+    """
+    return (x * real.unsqueeze(-1)).sum(1) / real.sum(1, keepdim=True)
+

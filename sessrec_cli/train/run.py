@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import platform
 import random
 import sys
@@ -14,9 +15,10 @@ import numpy as np
 import torch
 
 from sessrec_cli import __version__
-from sessrec_cli.config import ExperimentConfig, dump_config
+from sessrec_cli.config import ExperimentConfig, dump_config, load_config
 from sessrec_cli.errors import InputError
 from sessrec_cli.io import write_json_atomic, write_text_atomic
+from sessrec_cli.train.checkpoint import LAST
 
 
 def seed_everything(seed: int) -> None:
@@ -72,3 +74,35 @@ def start_run(run_dir: Path, config: ExperimentConfig, stage: str, device: torch
             "versions": versions(),
         },
     )
+
+
+def reopen_run(run_dir: Path) -> tuple[ExperimentConfig, str]:
+    """The config and stage of an interrupted run, after checking that it can be resumed."""
+    for name in ("config.yaml", "run.json"):
+        if not (run_dir / name).is_file():
+            raise InputError(f"--resume {run_dir}: not a run directory ({name} missing)")
+    if (run_dir / "report.json").is_file():
+        raise InputError(f"--resume {run_dir}: the run already finished (report.json exists); nothing to resume")
+    if not (run_dir / LAST).is_file():
+        raise InputError(f"--resume {run_dir}: no completed epoch to resume from ({LAST} missing); start the run again")
+    stage = _run_record(run_dir).get("stage")
+    if not isinstance(stage, str):
+        raise InputError(f"{run_dir / 'run.json'}: no 'stage' recorded; cannot tell how to resume")
+    return load_config(run_dir / "config.yaml"), stage
+
+
+def _run_record(run_dir: Path) -> dict:
+    try:
+        record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise InputError(f"{run_dir / 'run.json'}: invalid JSON ({err})") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{run_dir / 'run.json'}: expected a JSON object")
+    return record
+
+
+def note_resume(run_dir: Path, argv: list[str]) -> None:
+    """Append this resume to run.json, so the record shows the run was interrupted."""
+    record = _run_record(run_dir)
+    record.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": argv})
+    write_json_atomic(run_dir / "run.json", record)

@@ -1,8 +1,8 @@
 """Stage registry: `sessrec train --stage NAME` looks NAME up here and calls the function.
 
 A stage builds its model (optionally from a previous stage's checkpoint), decides which
-parameters train and which loss terms count, and calls the shared trainer. Adding a stage
-means adding a function and one line to `STAGES`.
+parameters train and which loss terms count, and calls the shared trainer, passing on
+`resume` and `on_epoch`. Adding a stage means adding a function and one line to `STAGES`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,15 @@ from sessrec_cli.models import build_model
 from sessrec_cli.train.trainer import CHECKPOINT, fit, load_checkpoint
 
 
-def supervised(config: ExperimentConfig, run_dir: Path, device: torch.device, console: Console, init_from: Path | None = None) -> dict:
+def supervised(
+    config: ExperimentConfig,
+    run_dir: Path,
+    device: torch.device,
+    console: Console,
+    init_from: Path | None = None,
+    resume: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> dict:
     """Train the configured model on next-item prediction, select on validation, test once."""
     data = load_dataset(config.data.resolved_dir(), config.data.max_len)
     console.print(
@@ -29,7 +37,7 @@ def supervised(config: ExperimentConfig, run_dir: Path, device: torch.device, co
     model = build_model(config.model, data.n_items, config.data.max_len)
     if init_from is not None:
         load_checkpoint(init_from / CHECKPOINT, model, device)
-    fit(model, data, config, run_dir, device, console)
+    fit(model, data, config, run_dir, device, console, resume=resume, on_epoch=on_epoch)
     load_checkpoint(run_dir / CHECKPOINT, model, device)  # test the model chosen on validation
     return write_report(run_dir, config, data, model, device)
 

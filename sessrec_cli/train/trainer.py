@@ -1,5 +1,5 @@
 """The trainer core every stage uses: Adam, shuffled index-slice batches, early stopping on a
-validation metric, best checkpoint, `metrics.jsonl`, rich progress.
+validation metric, best checkpoint, resumable state, `metrics.jsonl`, rich progress.
 
 The loop holds no per-example Python and syncs with the device only every `log_every` steps.
 A model provides `loss(batch) -> {term: tensor}`; the trainer sums the terms and logs each.
@@ -7,11 +7,11 @@ A model provides `loss(batch) -> {term: tensor}`; the trainer sums the terms and
 
 from __future__ import annotations
 
-import io
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -19,12 +19,21 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
-from sessrec_cli.config import ExperimentConfig
+from sessrec_cli.config import ExperimentConfig, TrainingConfig
 from sessrec_cli.data.sequences import Dataset, SequenceData
-from sessrec_cli.errors import InputError
+from sessrec_cli.errors import TrainingError
 from sessrec_cli.eval.metrics import compute_metrics
 from sessrec_cli.eval.ranking import target_ranks
-from sessrec_cli.io import write_bytes_atomic
+from sessrec_cli.train.checkpoint import (
+    LAST,
+    METRICS,
+    load_training_state,
+    load_weights,
+    read_payload,
+    save_training_state,
+    truncate_metrics,
+    write_payload,
+)
 
 CHECKPOINT = "best.pt"
 
@@ -39,37 +48,33 @@ class FitResult:
     stopped_early: bool
 
 
+@dataclass
+class EarlyStopping:
+    """The best validation value so far and the number of epochs since it last improved."""
+
+    best_value: float = float("-inf")
+    best_epoch: int = -1
+    best_valid: dict[str, float] = field(default_factory=dict)
+    stale: int = 0
+
+    def update(self, epoch: int, value: float, valid: dict[str, float]) -> bool:
+        """Record an epoch's validation result; True when it is the best so far."""
+        if value > self.best_value:
+            self.best_value, self.best_epoch, self.best_valid, self.stale = value, epoch, valid, 0
+            return True
+        self.stale += 1
+        return False
+
+
 def save_checkpoint(path: Path, model: nn.Module, config: ExperimentConfig, n_items: int, epoch: int, valid: dict[str, float]) -> None:
     """Tensors and plain data only, so loading works with `weights_only=True`."""
-    buffer = io.BytesIO()
-    payload = {"model": model.state_dict(), "config": config.model_dump(mode="json"), "n_items": n_items, "epoch": epoch, "valid": valid}
-    torch.save(payload, buffer)
-    write_bytes_atomic(path, buffer.getvalue())
-
-
-def _load_failure(err: Exception) -> str:
-    """Why torch refused a file, without its advice to retry with `weights_only=False`."""
-    text = str(err)
-    _, marker, reason = text.partition("WeightsUnpickler error:")
-    if marker:  # e.g. "Unsupported global: GLOBAL pathlib.PosixPath was not an allowed global by default"
-        return reason.strip().splitlines()[0].split(". ")[0]
-    return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
+    write_payload(path, {"model": model.state_dict(), "config": config.model_dump(mode="json"), "n_items": n_items, "epoch": epoch, "valid": valid})
 
 
 def load_checkpoint(path: Path, model: nn.Module, device: torch.device) -> dict:
     """Load weights into `model`, refusing files that hold code or belong to another model."""
-    if not Path(path).is_file():
-        raise InputError(f"{path}: checkpoint not found")
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt or unsafe files
-        raise InputError(f"{path}: not a loadable sessrec checkpoint ({_load_failure(err)})") from None
-    if not isinstance(payload, dict) or "model" not in payload:
-        raise InputError(f"{path}: not a sessrec checkpoint (expected a dict with 'model')")
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as err:
-        raise InputError(f"{path}: checkpoint does not match this model/catalogue ({str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else err})") from None
+    payload = read_payload(path, device)
+    load_weights(path, model, payload["model"])
     return payload
 
 
@@ -84,6 +89,7 @@ def _progress(console: Console) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # logs and pipes get the per-epoch lines only
     )
 
 
@@ -92,7 +98,96 @@ def evaluate_split(model: nn.Module, split: SequenceData, config: ExperimentConf
     return compute_metrics(ranks, config.training.topk), ranks
 
 
-def fit(model: nn.Module, data: Dataset, config: ExperimentConfig, run_dir: Path, device: torch.device, console: Console) -> FitResult:
+class _NonFiniteWatch:
+    """The first step at which each watched value was NaN or inf, tracked on the device.
+
+    Recording costs a few tensor ops per step and no host sync; `first` syncs once, so the
+    loop asks only at the sync points it already has.
+    """
+
+    def __init__(self) -> None:
+        self._first_bad: dict[str, torch.Tensor] = {}
+
+    def record(self, name: str, value: torch.Tensor, step: int) -> None:
+        first = self._first_bad.get(name)
+        if first is None:
+            first = torch.full((), -1, dtype=torch.long, device=value.device)
+        self._first_bad[name] = torch.where(~torch.isfinite(value) & (first < 0), step, first)
+
+    def first(self) -> tuple[str, int] | None:
+        """(name, step) of the earliest non-finite value, or None."""
+        steps = torch.stack(list(self._first_bad.values())).tolist()
+        bad = [(step, index) for index, step in enumerate(steps) if step >= 0]
+        if not bad:
+            return None
+        step, index = min(bad)  # on a tie, the value recorded first: the loss before its gradient
+        return list(self._first_bad)[index], step
+
+
+def _diverged(epoch: int, step: int, steps: int, what: str, run_dir: Path) -> TrainingError:
+    kept = f"{run_dir / LAST} keeps epoch {epoch}, the last good one" if epoch > 0 else "no epoch had completed, so no checkpoint was written"
+    return TrainingError(
+        f"training diverged at epoch {epoch + 1}, step {step + 1}/{steps}: {what} is NaN or inf; {kept} "
+        "(a lower training.lr or a training.grad_clip may help)"
+    )
+
+
+def _train_epoch(
+    model: nn.Module,
+    train: SequenceData,
+    optimizer: torch.optim.Optimizer,
+    order: torch.Tensor,
+    tc: TrainingConfig,
+    epoch: int,
+    console: Console,
+    run_dir: Path,
+) -> dict[str, float]:
+    """One pass over `train` in `order`; returns the mean of each loss term."""
+    model.train()
+    n, bs = len(train), tc.batch_size
+    steps = (n + bs - 1) // bs
+    term_sums: dict[str, torch.Tensor] = {}
+    watch = _NonFiniteWatch()
+    started = time.perf_counter()
+    with _progress(console) as progress:
+        task = progress.add_task(f"epoch {epoch + 1}/{tc.epochs}", total=steps, loss=float("nan"), rate=0.0)
+        for step in range(steps):
+            batch = train.batch(order[step * bs : (step + 1) * bs])
+            terms = model.loss(batch)
+            for name, value in terms.items():
+                watch.record(f"loss term {name!r}", value.detach(), step)
+                term_sums[name] = term_sums.get(name, 0.0) + value.detach()
+            loss = sum(terms.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.grad_clip is not None:
+                watch.record("the gradient norm", nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip), step)
+            optimizer.step()
+            if (step + 1) % tc.log_every == 0 or step + 1 == steps:
+                bad = watch.first()  # the host syncs here anyway, for the progress bar
+                if bad is not None:
+                    raise _diverged(epoch, bad[1], steps, bad[0], run_dir)
+                mean_loss = float(sum(term_sums.values())) / (step + 1)
+                rate = min((step + 1) * bs, n) / (time.perf_counter() - started)
+                progress.update(task, completed=step + 1, loss=mean_loss, rate=rate)
+    return {name: float(total) / steps for name, total in term_sums.items()}
+
+
+def fit(
+    model: nn.Module,
+    data: Dataset,
+    config: ExperimentConfig,
+    run_dir: Path,
+    device: torch.device,
+    console: Console,
+    resume: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> FitResult:
+    """Train epoch by epoch, keeping `best.pt` (best validation metric) and `last.pt` (resumable).
+
+    With `resume`, training continues from `run_dir/last.pt`, and `metrics.jsonl` is cut back
+    to the epochs that file covers. `on_epoch` receives each epoch's `metrics.jsonl` record.
+    """
     tc = config.training
     metric_k = int(tc.valid_metric.split("@")[1])
     topk = sorted(set(tc.topk) | {metric_k})
@@ -101,46 +196,27 @@ def fit(model: nn.Module, data: Dataset, config: ExperimentConfig, run_dir: Path
     train, valid = data.train.to(device), data.valid.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     order_rng = torch.Generator().manual_seed(config.seed)  # data order depends on the seed only
-    n, bs = len(train), tc.batch_size
-    steps = (n + bs - 1) // bs
-    best_value, best_epoch, best_valid, stale = float("-inf"), -1, {}, 0
-    epoch_seconds: list[float] = []
-    metrics_path = run_dir / "metrics.jsonl"
-    for epoch in range(tc.epochs):
-        model.train()
-        order = torch.randperm(n, generator=order_rng).to(device)
-        term_sums: dict[str, torch.Tensor] = {}
+    stopping, epoch_seconds, first_epoch = EarlyStopping(), [], 0
+    if resume:
+        state = load_training_state(run_dir / LAST, model, optimizer, config, data.n_items, order_rng, device)
+        stopping, epoch_seconds, first_epoch = EarlyStopping(**state["early_stopping"]), list(state["epoch_seconds"]), state["epoch"] + 1
+        truncate_metrics(run_dir / METRICS, state["epoch"])
+        console.print(f"resuming after epoch {first_epoch}/{tc.epochs}")
+    for epoch in range(first_epoch, tc.epochs):
+        if stopping.stale >= tc.patience:  # a resumed run that had already stopped
+            break
         started = time.perf_counter()
-        with _progress(console) as progress:
-            task = progress.add_task(f"epoch {epoch + 1}/{tc.epochs}", total=steps, loss=float("nan"), rate=0.0)
-            for step in range(steps):
-                batch = train.batch(order[step * bs : (step + 1) * bs])
-                terms = model.loss(batch)
-                loss = sum(terms.values())
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if tc.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                optimizer.step()
-                for name, value in terms.items():
-                    term_sums[name] = term_sums.get(name, 0.0) + value.detach()
-                if (step + 1) % tc.log_every == 0 or step + 1 == steps:
-                    mean_loss = float(sum(term_sums.values())) / (step + 1)  # the only host sync
-                    rate = min((step + 1) * bs, n) / (time.perf_counter() - started)
-                    progress.update(task, completed=step + 1, loss=mean_loss, rate=rate)
+        order = torch.randperm(len(train), generator=order_rng).to(device)
+        losses = _train_epoch(model, train, optimizer, order, tc, epoch, console, run_dir)
         train_seconds = time.perf_counter() - started
         epoch_seconds.append(train_seconds)
         started = time.perf_counter()
         valid_metrics, _ = evaluate_split(model, valid, eval_config)
         valid_seconds = time.perf_counter() - started
-        losses = {name: float(total) / steps for name, total in term_sums.items()}
         value = valid_metrics[tc.valid_metric]
-        improved = value > best_value
+        improved = stopping.update(epoch, value, valid_metrics)
         if improved:
-            best_value, best_epoch, best_valid, stale = value, epoch, valid_metrics, 0
             save_checkpoint(run_dir / CHECKPOINT, model, config, data.n_items, epoch, valid_metrics)
-        else:
-            stale += 1
         record = {
             "epoch": epoch,
             "loss": sum(losses.values()),
@@ -148,16 +224,20 @@ def fit(model: nn.Module, data: Dataset, config: ExperimentConfig, run_dir: Path
             "valid": valid_metrics,
             "train_seconds": round(train_seconds, 3),
             "valid_seconds": round(valid_seconds, 3),
-            "examples_per_second": round(n / train_seconds, 1),
+            "examples_per_second": round(len(train) / train_seconds, 1),
             "best": improved,
         }
-        with open(metrics_path, "a", encoding="utf-8") as handle:
+        with open(run_dir / METRICS, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+        # Last, so that every file it covers is complete: a crash before this line replays the epoch.
+        save_training_state(run_dir / LAST, model, optimizer, config, data.n_items, epoch, asdict(stopping), epoch_seconds, order_rng)
+        if on_epoch is not None:
+            on_epoch(record)
         console.print(
             f"epoch {epoch + 1:>3}  loss {record['loss']:.4f}  valid {tc.valid_metric} {value:.4f}"
             f"{'  *best*' if improved else ''}  train {train_seconds:.1f}s  valid {valid_seconds:.1f}s"
         )
-        if stale >= tc.patience:
-            console.print(f"early stopping: no better {tc.valid_metric} for {tc.patience} epochs")
-            return FitResult(best_epoch, best_value, best_valid, epoch + 1, epoch_seconds, True)
-    return FitResult(best_epoch, best_value, best_valid, tc.epochs, epoch_seconds, False)
+    stopped_early = stopping.stale >= tc.patience
+    if stopped_early:
+        console.print(f"early stopping: no better {tc.valid_metric} for {tc.patience} epochs")
+    return FitResult(stopping.best_epoch, stopping.best_value, stopping.best_valid, len(epoch_seconds), epoch_seconds, stopped_early)

@@ -1,0 +1,135 @@
+"""`sessrec compare` on synthetic runs: grouping by config minus seed, mean ± std, paired
+tests that equal scipy's on the same numbers, and refusal of runs with other test sets."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sessrec_cli.eval.compare import compare_runs, expand_runs, paired_tests, per_example
+from sessrec_cli.eval.metrics import compute_metrics
+from sessrec_cli.io import write_bytes_atomic, write_json_atomic
+
+N_TEST = 400
+
+
+def fake_run(root: Path, name: str, model: str, seed: int, ranks: np.ndarray, manifest: str = "m1", lr: float = 1e-3) -> Path:
+    """A run directory as `sessrec train` leaves it, as far as `compare` reads it."""
+    run_dir = root / name
+    config = {
+        "seed": seed,
+        "data": {"dataset": "sample", "processed_dir": f"/data/{name}", "max_len": 50},
+        "model": {"name": model, "embedding_size": 100},
+        "training": {"lr": lr, "epochs": 3},
+    }
+    report = {
+        "model": model, "dataset": "sample", "seed": seed, "config": config, "data_manifest_hash": manifest,
+        "test_examples": len(ranks), "test_metrics": compute_metrics(ranks, [5, 10, 20]),
+    }
+    write_json_atomic(run_dir / "report.json", report)
+    buffer = io.BytesIO()
+    np.save(buffer, ranks.astype(np.int64))
+    write_bytes_atomic(run_dir / "ranks_test.npy", buffer.getvalue())
+    return run_dir
+
+
+def _ranks(seed: int, scale: float, n: int = N_TEST) -> np.ndarray:
+    return np.random.default_rng(seed).geometric(1 / scale, size=n)
+
+
+@pytest.fixture
+def two_models(tmp_path) -> dict[str, list[np.ndarray]]:
+    """3 seeds of a better model (lower ranks) and 3 of a worse one, under runs/."""
+    ranks = {"core-trm": [_ranks(s, 8.0) for s in range(3)], "core-ave": [_ranks(10 + s, 12.0) for s in range(3)]}
+    for model, per_seed in ranks.items():
+        for seed, r in enumerate(per_seed):
+            fake_run(tmp_path / "runs", f"{model}-s{seed}", model, seed, r)
+    return ranks
+
+
+def test_groups_by_config_without_seed(tmp_path, two_models):
+    result = compare_runs(expand_runs([str(tmp_path / "runs" / "*")]))
+    groups = {g["label"]: g for g in result["groups"]}
+    assert set(groups) == {"core-ave", "core-trm"}
+    assert sorted(groups["core-trm"]["seeds"]) == [0, 1, 2]
+    mrr = [compute_metrics(r, [20])["mrr@20"] for r in two_models["core-trm"]]
+    assert groups["core-trm"]["metrics"]["mrr@20"]["mean"] == pytest.approx(np.mean(mrr))
+    assert groups["core-trm"]["metrics"]["mrr@20"]["std"] == pytest.approx(np.std(mrr, ddof=1))
+    assert list(groups["core-trm"]["metrics"])[:3] == ["recall@5", "mrr@5", "ndcg@5"]
+
+
+def test_paired_tests_equal_scipy_on_seed_averaged_examples(tmp_path, two_models):
+    result = compare_runs(expand_runs([str(tmp_path / "runs" / "core-ave-*"), str(tmp_path / "runs" / "core-trm-*")]))
+    assert [(t["a"], t["b"], t["measure"]) for t in result["tests"]] == [("core-ave", "core-trm", "mrr@20"), ("core-ave", "core-trm", "hit@20")]
+    ave = np.mean([np.where(r <= 20, 1.0 / r, 0.0) for r in two_models["core-ave"]], axis=0)
+    trm = np.mean([np.where(r <= 20, 1.0 / r, 0.0) for r in two_models["core-trm"]], axis=0)
+    mrr_test = result["tests"][0]
+    assert mrr_test["n"] == N_TEST
+    assert mrr_test["mean_difference"] == pytest.approx((ave - trm).mean())
+    assert mrr_test["t_pvalue"] == pytest.approx(stats.ttest_rel(ave, trm).pvalue, rel=1e-12)
+    assert mrr_test["wilcoxon_pvalue"] == pytest.approx(stats.wilcoxon(ave, trm, zero_method="wilcox").pvalue, rel=1e-12)
+    assert mrr_test["t_pvalue"] < 0.01  # a real gap between the two rank distributions
+    ave_hit = np.mean([(r <= 20).astype(float) for r in two_models["core-ave"]], axis=0)
+    trm_hit = np.mean([(r <= 20).astype(float) for r in two_models["core-trm"]], axis=0)
+    assert result["tests"][1]["wilcoxon_pvalue"] == pytest.approx(stats.wilcoxon(ave_hit, trm_hit, zero_method="wilcox").pvalue, rel=1e-12)
+    assert result["tests"][1]["wilcoxon_nonzero"] == int(np.count_nonzero(ave_hit - trm_hit))
+
+
+def test_identical_examples_give_p_one():
+    ranks = _ranks(0, 5.0)
+    measures = per_example(ranks, 20)["mrr@20"]
+    test = paired_tests(measures, measures.copy())
+    assert test["t_pvalue"] == 1.0 and test["wilcoxon_pvalue"] == 1.0 and test["wilcoxon_nonzero"] == 0
+
+
+def test_per_example_measures():
+    measures = per_example(np.array([1, 4, 20, 21]), 20)
+    assert measures["mrr@20"].tolist() == [1.0, 0.25, 0.05, 0.0]
+    assert measures["hit@20"].tolist() == [1.0, 1.0, 1.0, 0.0]
+
+
+def test_groups_of_one_model_are_labelled_by_what_differs(tmp_path):
+    for seed in range(2):
+        fake_run(tmp_path, f"lr3-s{seed}", "core-ave", seed, _ranks(seed, 9.0), lr=1e-3)
+        fake_run(tmp_path, f"lr4-s{seed}", "core-ave", seed, _ranks(seed + 5, 9.0), lr=1e-4)
+    result = compare_runs(expand_runs([str(tmp_path / "lr*")]))
+    assert sorted(g["label"] for g in result["groups"]) == ["core-ave (training.lr=0.0001)", "core-ave (training.lr=0.001)"]
+    assert all(len(g["runs"]) == 2 for g in result["groups"])
+
+
+def test_cli_writes_table_markdown_json_and_plot(tmp_path, two_models, run_cli):
+    out = tmp_path / "out"
+    result = run_cli(
+        "compare", tmp_path / "runs" / "core-trm-s0", str(tmp_path / "runs" / "*"),
+        "--markdown", out / "compare.md", "--json", out / "compare.json", "--plot", out / "compare.png",
+    )
+    assert result.code == 0, result.err
+    assert "hit@20" in result.out  # the paired-tests table (the console is too narrow for its title)
+    saved = json.loads((out / "compare.json").read_text())
+    assert [len(g["runs"]) for g in saved["groups"]] == [3, 3]  # core-trm-s0 is counted once
+    markdown = (out / "compare.md").read_text()
+    assert "| metric (%) | core-trm (n=3) | core-ave (n=3) |" in markdown
+    assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_refuses_runs_with_other_test_sets(tmp_path, run_cli):
+    fake_run(tmp_path, "a", "core-ave", 0, _ranks(0, 5.0))
+    fake_run(tmp_path, "b", "core-trm", 0, _ranks(1, 5.0), manifest="m2")
+    fake_run(tmp_path, "c", "core-trm", 0, _ranks(1, 5.0, n=N_TEST - 1))
+    result = run_cli("compare", tmp_path / "a", tmp_path / "b")
+    assert result.code == 2 and "tested on other data" in result.err and len(result.err.strip().splitlines()) == 1
+    result = run_cli("compare", tmp_path / "a", tmp_path / "c")
+    assert result.code == 2 and f"{N_TEST - 1} test examples" in result.err
+
+
+def test_refuses_missing_and_unfinished_runs(tmp_path, run_cli):
+    result = run_cli("compare", str(tmp_path / "nothing-*"))
+    assert result.code == 2 and "matches no run directory" in result.err
+    (tmp_path / "unfinished").mkdir()
+    result = run_cli("compare", tmp_path / "unfinished")
+    assert result.code == 2 and "report.json missing" in result.err
