@@ -24,100 +24,71 @@ class _Strict(BaseModel):
 # --- models ---------------------------------------------------------------------------------
 
 
-class CoreAveConfig(_Strict):
-    """CORE-ave (Hou et al., SIGIR 2022): mean pooling in the item space + robust distance measuring.
-
-    Defaults: CORE's released configuration (RecBole `core.yaml`), used by seed 001 §5.6.
+class _CoreFields(_Strict):
+    """What every CORE model shares: item embeddings, session dropout and robust distance
+    measuring (cosine with temperature, item dropout). Defaults: CORE's released configuration
+    (RecBole `core.yaml`), which seed 001 §5.6 keeps for all its variants.
     """
 
-    name: Literal["core-ave"] = "core-ave"
+    name: str
     embedding_size: int = Field(100, gt=0)
     sess_dropout: float = Field(0.2, ge=0, lt=1)
     item_dropout: float = Field(0.2, ge=0, lt=1)
     temperature: float = Field(0.07, gt=0)
 
 
-class CoreTrmConfig(_Strict):
-    """CORE-trm (Hou et al., SIGIR 2022): transformer-estimated weights over item embeddings.
+class _CoreTransformerFields(_CoreFields):
+    """The transformer that estimates CORE-trm's item weights, shared by its variants."""
 
-    Defaults: CORE's released configuration (RecBole `core.yaml`), used by seed 001 §5.6.
-    """
-
-    name: Literal["core-trm"] = "core-trm"
-    embedding_size: int = Field(100, gt=0)
     n_layers: int = Field(2, gt=0)
     n_heads: int = Field(2, gt=0)
     inner_size: int = Field(256, gt=0)
     hidden_dropout: float = Field(0.5, ge=0, lt=1)
     attn_dropout: float = Field(0.5, ge=0, lt=1)
     layer_norm_eps: float = Field(1e-12, gt=0)
-    sess_dropout: float = Field(0.2, ge=0, lt=1)
-    item_dropout: float = Field(0.2, ge=0, lt=1)
-    temperature: float = Field(0.07, gt=0)
 
 
-class CoreDaConfig(_Strict):
+class CoreAveConfig(_CoreFields):
+    """CORE-ave (Hou et al., SIGIR 2022): mean pooling in the item space + robust distance measuring."""
+
+    name: Literal["core-ave"] = "core-ave"
+
+
+class CoreTrmConfig(_CoreTransformerFields):
+    """CORE-trm (Hou et al., SIGIR 2022): transformer-estimated weights over item embeddings."""
+
+    name: Literal["core-trm"] = "core-trm"
+
+
+class CoreDaConfig(_CoreTransformerFields):
     """CORE-DA (seed 001 §4.1.1): dual attention (global + recent intent), gated fusion, CORE-ave residual.
 
-    Defaults: the CORE-trm settings, which seed 001 §5.6 keeps; gate and residual on (Eqs. 9-10).
+    Defaults: gate and residual on (Eqs. 9-10).
     """
 
     name: Literal["core-da"] = "core-da"
-    embedding_size: int = Field(100, gt=0)
-    n_layers: int = Field(2, gt=0)
-    n_heads: int = Field(2, gt=0)
-    inner_size: int = Field(256, gt=0)
-    hidden_dropout: float = Field(0.5, ge=0, lt=1)
-    attn_dropout: float = Field(0.5, ge=0, lt=1)
-    layer_norm_eps: float = Field(1e-12, gt=0)
-    sess_dropout: float = Field(0.2, ge=0, lt=1)
-    item_dropout: float = Field(0.2, ge=0, lt=1)
-    temperature: float = Field(0.07, gt=0)
     gate: bool = True  # False: fixed 1/2, 1/2 fusion (ablation)
     ave_residual: bool = True  # False: no CORE-ave path (ablation)
     label_smoothing: float = Field(0.0, ge=0, lt=1)  # seed 000 future work 9; 0 = CORE's plain CE
     relative_position_bias: bool = False  # seed 000 future work 5: learned per-head bias by distance
 
 
-class CoreHnConfig(_Strict):
+class CoreHnConfig(_CoreTransformerFields):
     """CORE-HN (seed 001 §4.1.2): CORE-trm with (1 - lambda)·CE + lambda·BPR over top-K hard negatives.
 
-    Defaults: the CORE-trm settings; hard_neg_k = 5 and lambda = 0.2 from seed 001 §5.6.
+    Defaults: hard_neg_k = 5 and lambda = 0.2 from seed 001 §5.6.
     """
 
     name: Literal["core-hn"] = "core-hn"
-    embedding_size: int = Field(100, gt=0)
-    n_layers: int = Field(2, gt=0)
-    n_heads: int = Field(2, gt=0)
-    inner_size: int = Field(256, gt=0)
-    hidden_dropout: float = Field(0.5, ge=0, lt=1)
-    attn_dropout: float = Field(0.5, ge=0, lt=1)
-    layer_norm_eps: float = Field(1e-12, gt=0)
-    sess_dropout: float = Field(0.2, ge=0, lt=1)
-    item_dropout: float = Field(0.2, ge=0, lt=1)
-    temperature: float = Field(0.07, gt=0)
     hard_neg_k: int = Field(5, gt=0)
     hard_neg_weight: float = Field(0.2, ge=0, le=1)  # lambda; 0 = CORE-trm's loss
     label_smoothing: float = Field(0.0, ge=0, lt=1)  # seed 000 future work 9; 0 = CORE's plain CE
 
 
-class CoreDahnConfig(_Strict):
-    """CORE-DAHN (seed 001 §4, Algorithm 1): the CORE-DA encoder trained with CORE-HN's loss.
-
-    Defaults: as CORE-DA and CORE-HN (seed 001 §5.6).
-    """
+class CoreDahnConfig(_CoreTransformerFields):
+    """CORE-DAHN (seed 001 §4, Algorithm 1): the CORE-DA encoder trained with CORE-HN's loss."""
 
     name: Literal["core-dahn"] = "core-dahn"
-    embedding_size: int = Field(100, gt=0)
-    n_layers: int = Field(2, gt=0)
-    n_heads: int = Field(2, gt=0)
-    inner_size: int = Field(256, gt=0)
-    hidden_dropout: float = Field(0.5, ge=0, lt=1)
-    attn_dropout: float = Field(0.5, ge=0, lt=1)
-    layer_norm_eps: float = Field(1e-12, gt=0)
-    sess_dropout: float = Field(0.2, ge=0, lt=1)
-    item_dropout: float = Field(0.2, ge=0, lt=1)
-    temperature: float = Field(0.07, gt=0)
     gate: bool = True
     ave_residual: bool = True
     hard_neg_k: int = Field(5, gt=0)
@@ -126,23 +97,13 @@ class CoreDahnConfig(_Strict):
     relative_position_bias: bool = False  # seed 000 future work 5: learned per-head bias by distance
 
 
-class CoreTrmEnhancedConfig(_Strict):
+class CoreTrmEnhancedConfig(_CoreTransformerFields):
     """CORE-trm-enhanced (seed 000 §§1-3): layer aggregation, sigmoid-gated CORE-ave path, in-batch negatives.
 
     Defaults: seed 000's `core_trm_enhanced.yaml` (CORE-trm's settings, hard_neg_weight 0.5).
     """
 
     name: Literal["core-trm-enhanced"] = "core-trm-enhanced"
-    embedding_size: int = Field(100, gt=0)
-    n_layers: int = Field(2, gt=0)
-    n_heads: int = Field(2, gt=0)
-    inner_size: int = Field(256, gt=0)
-    hidden_dropout: float = Field(0.5, ge=0, lt=1)
-    attn_dropout: float = Field(0.5, ge=0, lt=1)
-    layer_norm_eps: float = Field(1e-12, gt=0)
-    sess_dropout: float = Field(0.2, ge=0, lt=1)
-    item_dropout: float = Field(0.2, ge=0, lt=1)
-    temperature: float = Field(0.07, gt=0)
     layer_aggregation: bool = True  # False: last layer only (ablation)
     gate: bool = True  # False: fixed 1/2 mix of the two paths (ablation)
     hard_neg_weight: float = Field(0.5, ge=0)  # 0 disables the in-batch term
@@ -150,23 +111,13 @@ class CoreTrmEnhancedConfig(_Strict):
     relative_position_bias: bool = False  # seed 000 future work 5: learned per-head bias by distance
 
 
-class CoreTrmContrastiveConfig(_Strict):
+class CoreTrmContrastiveConfig(_CoreTransformerFields):
     """CORE-trm-contrastive (seed 000 §4): CORE-trm + InfoNCE between two item-masked views.
 
     Defaults: seed 000's `core_trm_contrastive.yaml` (cl_weight 0.1, cl_dropout 0.2, cl_temperature 0.2).
     """
 
     name: Literal["core-trm-contrastive"] = "core-trm-contrastive"
-    embedding_size: int = Field(100, gt=0)
-    n_layers: int = Field(2, gt=0)
-    n_heads: int = Field(2, gt=0)
-    inner_size: int = Field(256, gt=0)
-    hidden_dropout: float = Field(0.5, ge=0, lt=1)
-    attn_dropout: float = Field(0.5, ge=0, lt=1)
-    layer_norm_eps: float = Field(1e-12, gt=0)
-    sess_dropout: float = Field(0.2, ge=0, lt=1)
-    item_dropout: float = Field(0.2, ge=0, lt=1)
-    temperature: float = Field(0.07, gt=0)
     cl_weight: float = Field(0.1, ge=0)  # 0 = CORE-trm's loss
     cl_dropout: float = Field(0.2, ge=0, lt=1)  # probability of masking each item but the last
     cl_temperature: float = Field(0.2, gt=0)
