@@ -52,6 +52,10 @@ def open_text(path: Path) -> io.TextIOBase:
 def _tmp_sibling(path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    # mkstemp creates 0600; outputs should get the usual permissions, as open() would give them.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     return Path(tmp)
 
 
