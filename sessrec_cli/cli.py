@@ -6,16 +6,22 @@ A training run that fails on its own (a NaN loss) raises `TrainingError`: one li
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import TYPE_CHECKING, NoReturn, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from sessrec_cli.errors import InputError, TrainingError
+
+if TYPE_CHECKING:  # imported where used: `sessrec --help` need not load torch
+    import torch
+
+    from sessrec_cli.config import ExperimentConfig
 
 app = typer.Typer(
     help="sessrec: session-based and sequential recommendation.\n\n"
@@ -123,20 +129,26 @@ def train(
     init_from: Optional[Path] = typer.Option(None, help="Run directory of a previous stage to start from."),
     resume: Optional[Path] = typer.Option(None, help="Continue the interrupted run in this directory from its last.pt, with its config.yaml."),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log losses and validation metrics to RUN_DIR/tensorboard."),
+    ddp: Optional[int] = typer.Option(
+        None, "--ddp", min=1, help="Train with N processes on this machine (DistributedDataParallel via torchrun); training.batch_size is the global batch."
+    ),
 ) -> None:
     """Train a model with a stage, select on validation, and evaluate the best checkpoint on test.
 
     Every epoch saves RUN_DIR/last.pt: continue a killed or interrupted run with --resume RUN_DIR.
+    Under torchrun (`torchrun --nproc-per-node N -m sessrec_cli train ...`, which --ddp N runs)
+    each process trains on its share of every batch; rank 0 evaluates, writes and prints.
 
     Example: sessrec train configs/core_trm.yaml --set training.epochs=5 --run-dir runs/quick
     """
-    from contextlib import nullcontext
+    import torch
 
     from sessrec_cli.config import load_config
-    from sessrec_cli.eval.report import print_report
-    from sessrec_cli.train.run import default_run_dir, note_resume, reopen_run, resolve_device, seed_everything, start_run
+    from sessrec_cli.models import check_softmax
+    from sessrec_cli.train import distributed
+    from sessrec_cli.train.run import reopen_run, resolve_device
     from sessrec_cli.train.stages import STAGES
-    from sessrec_cli.train.tracking import require_tensorboard, tensorboard_logger
+    from sessrec_cli.train.tracking import require_tensorboard
 
     if resume is not None:
         _refuse_config_args_with_resume(
@@ -148,32 +160,72 @@ def train(
     else:
         stage = stage or "supervised"
         config = load_config(config_file, _apply_shortcuts(overrides, model, dataset, device))
-        target = run_dir or default_run_dir(config, stage)
+        target = run_dir
     if stage not in STAGES:
         raise InputError(f"--stage {stage}: unknown stage; expected one of {', '.join(STAGES)}")
     if init_from is not None and not init_from.is_dir():
         raise InputError(f"--init-from {init_from}: not a run directory")
     if tensorboard:
         require_tensorboard()
+    check_softmax(config.model.name, config.training.softmax)
     torch_device = resolve_device(config.training.device)
+    if ddp is not None and not distributed.launched():  # checked the input here, once; now train as N processes
+        distributed.check_batch_size(config.training.batch_size, ddp)
+        if torch_device.type == "cuda" and ddp > torch.cuda.device_count():
+            raise InputError(f"--ddp {ddp}: one GPU per process, but {torch.cuda.device_count()} are visible")
+        raise typer.Exit(distributed.relaunch(ddp, sys.argv[1:]))
+    if distributed.launched():
+        torch_device = distributed.join(torch_device)
+        console.quiet = not distributed.is_main()
+    try:
+        _train_run(config, stage, target, torch_device, init_from, resume, tensorboard)
+    finally:
+        distributed.leave()
+
+
+def _train_run(
+    config: ExperimentConfig,
+    stage: str,
+    target: Path | None,
+    torch_device: torch.device,
+    init_from: Path | None,
+    resume: Path | None,
+    tensorboard: bool,
+) -> None:
+    """`sessrec train` once its input is checked: in every process under torchrun, where rank 0
+    alone writes the run directory and prints."""
+    from contextlib import nullcontext
+
+    from sessrec_cli.eval.report import print_report
+    from sessrec_cli.train import distributed
+    from sessrec_cli.train.run import default_run_dir, note_resume, seed_everything, start_run
+    from sessrec_cli.train.stages import STAGES
+    from sessrec_cli.train.tracking import tensorboard_logger
+
+    main_process = distributed.is_main()
+    if target is None:  # rank 0's clock names the directory, for every rank
+        target = distributed.run_on_main(lambda: default_run_dir(config, stage))
     if resume is None:
-        start_run(target, config, stage, torch_device, sys.argv)
+        distributed.run_on_main(lambda: start_run(target, config, stage, torch_device, sys.argv))
     else:
-        note_resume(target, sys.argv)
+        distributed.run_on_main(lambda: note_resume(target, sys.argv))
     seed_everything(config.seed)
     console.print(f"run [bold]{target}[/] · {config.model.name} · stage {stage} · seed {config.seed} · {torch_device}")
-    tracking = tensorboard_logger(target / "tensorboard") if tensorboard else nullcontext()
+    tracking = tensorboard_logger(target / "tensorboard") if tensorboard and main_process else nullcontext()
     try:
         with tracking as on_epoch:
             report = STAGES[stage](config, target, torch_device, console, init_from=init_from, resume=resume is not None, on_epoch=on_epoch)
     except InputError:
-        if resume is None and not (target / "metrics.jsonl").exists():  # refused before training: leave nothing behind
+        if main_process and resume is None and not (target / "metrics.jsonl").exists():  # refused before training: leave nothing behind
             shutil.rmtree(target, ignore_errors=True)
         raise
     except KeyboardInterrupt:
+        if not main_process:
+            raise typer.Exit(130)
         _interrupted(target)
-    print_report(report, console)
-    console.print(f"report: {target / 'report.json'}")
+    if main_process:
+        print_report(report, console)
+        console.print(f"report: {target / 'report.json'}")
 
 
 @app.command()
@@ -294,8 +346,10 @@ def sample(
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    # Escaped: a path or value such as "data/[raw]" must print as it is, not as markup.
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
+    # Under torchrun every rank meets the same error: rank 0 (or a lone process) reports it.
+    if os.environ.get("RANK", "0") == "0":
+        # Escaped: a path or value such as "data/[raw]" must print as it is, not as markup.
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     sys.exit(code)
 
 

@@ -158,6 +158,13 @@ class TrainingConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every: int = Field(20, gt=0)  # steps between host syncs for the progress bar's loss
     grad_clip: float | None = Field(None, gt=0)
+    # How the training cross-entropy normalises over the catalogue (evaluation always ranks it all):
+    # full (B x n_items logits), chunked (the same loss in softmax_chunk-item blocks), or sampled
+    # (sampled_negatives uniform negatives with logQ correction: an approximation).
+    softmax: Literal["full", "chunked", "sampled"] = "full"
+    softmax_chunk: int = Field(65536, gt=0)
+    sampled_negatives: int = Field(8192, gt=0)
+    amp: bool = False  # bfloat16 autocast around the forward pass and loss; evaluation stays float32
 
     @field_validator("topk")
     @classmethod

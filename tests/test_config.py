@@ -20,6 +20,7 @@ from sessrec_cli.config import (
     load_config,
 )
 from sessrec_cli.models import MODELS, build_model
+from sessrec_cli.models.losses import FULL_SOFTMAX
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
@@ -142,7 +143,8 @@ def test_digest_is_stable_and_tracks_every_value(tmp_path):
 def test_every_model_config_field_reaches_the_constructor(name, monkeypatch):
     config = build_config({"model": {"name": name}}).model
     fields = set(type(config).model_fields) - {"name"}
-    parameters = set(inspect.signature(MODELS[name]).parameters) - {"n_items", "max_len"}
+    # Beside the model config: data sizes, and the training softmax where the model's loss can use it.
+    parameters = set(inspect.signature(MODELS[name]).parameters) - {"n_items", "max_len", "softmax"}
     assert parameters == fields
 
     # build_model passes each value through unchanged (values differ from the defaults on purpose).
@@ -154,12 +156,14 @@ def test_every_model_config_field_reaches_the_constructor(name, monkeypatch):
         received.update(kwargs)
         return cls(**kwargs)
 
-    recording.__signature__ = inspect.signature(cls)  # build_model reads it to decide on max_len
+    recording.__signature__ = inspect.signature(cls)  # build_model reads it to decide on max_len and softmax
     monkeypatch.setitem(MODELS, name, recording)
     build_model(custom, n_items=11, max_len=7)
     expected = {**custom.model_dump(exclude={"name"}), "n_items": 11}
     if "max_len" in inspect.signature(cls).parameters:
         expected["max_len"] = 7
+    if "softmax" in inspect.signature(cls).parameters:
+        expected["softmax"] = FULL_SOFTMAX
     assert received == expected
 
 

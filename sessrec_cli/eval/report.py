@@ -16,6 +16,7 @@ from torch import nn
 from sessrec_cli.config import ExperimentConfig
 from sessrec_cli.data.sequences import Dataset
 from sessrec_cli.io import write_bytes_atomic, write_json_atomic
+from sessrec_cli.train import distributed
 from sessrec_cli.train.run import file_digest, versions
 from sessrec_cli.train.trainer import evaluate_split
 
@@ -36,6 +37,16 @@ def _training_summary(run_dir: Path) -> dict:
         "mean_epoch_seconds": round(float(np.mean([e["train_seconds"] for e in epochs])), 3),
         "valid_seconds": [e["valid_seconds"] for e in epochs],
     }
+
+
+def _training_softmax(config: ExperimentConfig) -> str:
+    """The training loss's normalisation, spelled out: a sampled softmax is an approximation."""
+    tc = config.training
+    if tc.softmax == "sampled":
+        return f"sampled: {tc.sampled_negatives} uniform negatives per step with logQ correction (a training approximation; evaluation ranks all items)"
+    if tc.softmax == "chunked":
+        return f"chunked: the exact full softmax, {tc.softmax_chunk} items at a time"
+    return "full"
 
 
 def write_report(run_dir: Path, config: ExperimentConfig, data: Dataset, model: nn.Module, device: torch.device) -> dict:
@@ -70,7 +81,9 @@ def write_report(run_dir: Path, config: ExperimentConfig, data: Dataset, model: 
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "processes": distributed.world_size(),
         "evaluation": "full ranking over all items, ties counted pessimistically",
+        "training_softmax": _training_softmax(config),
         "config": config.model_dump(mode="json"),
         "versions": versions(),
     }
@@ -93,5 +106,7 @@ def metrics_table(report: dict) -> Table:
 
 def print_report(report: dict, console: Console) -> None:
     console.print(metrics_table(report))
+    if report.get("training_softmax", "full") != "full":
+        console.print(f"training softmax: {report['training_softmax']}")
     if report.get("best_epoch") is not None:
         console.print(f"best epoch {report['best_epoch'] + 1} · valid {report['valid_metric']} {report['best_val_metric']:.4f} · test eval {report['timings']['test_eval_seconds']:.2f}s")

@@ -1,4 +1,5 @@
-"""Model registry: config name -> class. Config fields map one-to-one onto constructor arguments."""
+"""Model registry: config name -> class. Config fields map one-to-one onto constructor arguments,
+plus the data sizes and, where a model takes it, the training softmax."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import inspect
 from torch import nn
 
 from sessrec_cli.config import ModelConfig
+from sessrec_cli.errors import InputError
 from sessrec_cli.models.core_ave import CoreAve
 from sessrec_cli.models.core_da import CoreDa
 from sessrec_cli.models.core_dahn import CoreDahn
@@ -14,6 +16,7 @@ from sessrec_cli.models.core_hn import CoreHn
 from sessrec_cli.models.core_trm import CoreTrm
 from sessrec_cli.models.core_trm_contrastive import CoreTrmContrastive
 from sessrec_cli.models.core_trm_enhanced import CoreTrmEnhanced
+from sessrec_cli.models.losses import FULL_SOFTMAX, SoftmaxSpec
 
 MODELS: dict[str, type[nn.Module]] = {
     "core-ave": CoreAve,
@@ -26,11 +29,25 @@ MODELS: dict[str, type[nn.Module]] = {
 }
 
 
-def build_model(config: ModelConfig, n_items: int, max_len: int) -> nn.Module:
-    """Instantiate the configured model; data-dependent sizes come from the dataset."""
+def check_softmax(name: str, mode: str) -> None:
+    """Refuse a chunked or sampled softmax for a model whose loss needs the full logits: the
+    hard-negative models rank them to mine their negatives."""
+    if mode != "full" and "softmax" not in inspect.signature(MODELS[name]).parameters:
+        raise InputError(f"training.softmax={mode}: {name} needs the full logits of every step; use training.softmax=full")
+
+
+def build_model(config: ModelConfig, n_items: int, max_len: int, softmax: SoftmaxSpec = FULL_SOFTMAX) -> nn.Module:
+    """Instantiate the configured model; data-dependent sizes come from the dataset.
+
+    `softmax` is the run's `training.softmax` setting, for the models whose loss can use it.
+    """
     cls = MODELS[config.name]
+    parameters = inspect.signature(cls).parameters
     kwargs = config.model_dump(exclude={"name"})
     kwargs["n_items"] = n_items
-    if "max_len" in inspect.signature(cls).parameters:
+    if "max_len" in parameters:
         kwargs["max_len"] = max_len
+    check_softmax(config.name, softmax.mode)
+    if "softmax" in parameters:
+        kwargs["softmax"] = softmax
     return cls(**kwargs)

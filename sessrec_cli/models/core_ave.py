@@ -15,16 +15,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from sessrec_cli.data.sequences import Batch
-from sessrec_cli.models.losses import full_cross_entropy, rdm_logits
+from sessrec_cli.models.losses import FULL_SOFTMAX, SoftmaxSpec, catalogue_loss
 
 
 class CoreAve(nn.Module):
-    def __init__(self, n_items: int, embedding_size: int, sess_dropout: float, item_dropout: float, temperature: float):
+    def __init__(
+        self,
+        n_items: int,
+        embedding_size: int,
+        sess_dropout: float,
+        item_dropout: float,
+        temperature: float,
+        softmax: SoftmaxSpec = FULL_SOFTMAX,
+    ):
         super().__init__()
         self.item_embedding = nn.Embedding(n_items + 1, embedding_size, padding_idx=0)
         self.sess_dropout = nn.Dropout(sess_dropout)
         self.item_dropout = item_dropout
         self.temperature = temperature
+        self.softmax = softmax
         # CORE's released code initialises every parameter uniformly in +-1/sqrt(d).
         bound = 1.0 / math.sqrt(embedding_size)
         for weight in self.parameters():
@@ -40,5 +49,6 @@ class CoreAve(nn.Module):
         return F.normalize(self.item_embedding.weight[1:], dim=-1)
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        logits = rdm_logits(self.encode(batch.item_seq), self.item_embedding.weight[1:], self.temperature, self.item_dropout, self.training)
-        return {"ce": full_cross_entropy(logits, batch.targets)}
+        session = self.encode(batch.item_seq)  # (B, d)
+        ce = catalogue_loss(session, self.item_embedding.weight[1:], batch.targets, self.temperature, self.item_dropout, self.training, self.softmax)
+        return {"ce": ce}

@@ -25,7 +25,7 @@ from torch import nn
 
 from sessrec_cli.data.sequences import Batch
 from sessrec_cli.models.layers import RelativePositionBias, TransformerBlock, contextualise, masked_mean, weighted_item_sum
-from sessrec_cli.models.losses import full_cross_entropy, rdm_logits
+from sessrec_cli.models.losses import FULL_SOFTMAX, SoftmaxSpec, catalogue_loss, rdm_logits
 
 
 def _mlp(hidden_size: int, out_features: int) -> nn.Sequential:
@@ -52,6 +52,7 @@ class CoreDa(nn.Module):
         ave_residual: bool,
         label_smoothing: float,
         relative_position_bias: bool,
+        softmax: SoftmaxSpec = FULL_SOFTMAX,
     ):
         super().__init__()
         self.item_embedding = nn.Embedding(n_items + 1, embedding_size, padding_idx=0)
@@ -70,6 +71,7 @@ class CoreDa(nn.Module):
         self.item_dropout = item_dropout
         self.temperature = temperature
         self.label_smoothing = label_smoothing
+        self.softmax = softmax
         # As CORE-trm: CORE's released code initialises every parameter uniformly in +-1/sqrt(d).
         bound = 1.0 / math.sqrt(embedding_size)
         for weight in self.parameters():
@@ -107,4 +109,7 @@ class CoreDa(nn.Module):
         return rdm_logits(self.encode(item_seq), self.item_embedding.weight[1:], self.temperature, self.item_dropout, self.training)
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return {"ce": full_cross_entropy(self.logits(batch.item_seq), batch.targets, self.label_smoothing)}
+        session = self.encode(batch.item_seq)  # (B, d)
+        item_table = self.item_embedding.weight[1:]
+        ce = catalogue_loss(session, item_table, batch.targets, self.temperature, self.item_dropout, self.training, self.softmax, self.label_smoothing)
+        return {"ce": ce}

@@ -18,7 +18,7 @@ from torch import nn
 
 from sessrec_cli.data.sequences import Batch
 from sessrec_cli.models.layers import TransformerBlock, contextualise, weighted_item_sum
-from sessrec_cli.models.losses import full_cross_entropy, rdm_logits
+from sessrec_cli.models.losses import FULL_SOFTMAX, SoftmaxSpec, catalogue_loss, rdm_logits
 
 
 class CoreTrm(nn.Module):
@@ -36,6 +36,7 @@ class CoreTrm(nn.Module):
         sess_dropout: float,
         item_dropout: float,
         temperature: float,
+        softmax: SoftmaxSpec = FULL_SOFTMAX,
     ):
         super().__init__()
         self.item_embedding = nn.Embedding(n_items + 1, embedding_size, padding_idx=0)
@@ -49,6 +50,7 @@ class CoreTrm(nn.Module):
         self.sess_dropout = nn.Dropout(sess_dropout)
         self.item_dropout = item_dropout
         self.temperature = temperature
+        self.softmax = softmax
         # CORE's released code re-initialises every parameter (LayerNorms included) uniformly
         # in +-1/sqrt(d) after construction; matching it keeps results comparable.
         bound = 1.0 / math.sqrt(embedding_size)
@@ -71,5 +73,11 @@ class CoreTrm(nn.Module):
         encoder with another objective start from them."""
         return rdm_logits(self.encode(item_seq), self.item_embedding.weight[1:], self.temperature, self.item_dropout, self.training)
 
+    def cross_entropy(self, item_seq: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        """CORE's loss (Eq. 5) over the RDM scores, normalised over the catalogue as `softmax` says."""
+        session = self.encode(item_seq)  # (B, d)
+        item_table = self.item_embedding.weight[1:]
+        return catalogue_loss(session, item_table, targets, self.temperature, self.item_dropout, self.training, self.softmax, label_smoothing)
+
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return {"ce": full_cross_entropy(self.logits(batch.item_seq), batch.targets)}
+        return {"ce": self.cross_entropy(batch.item_seq, batch.targets)}

@@ -20,7 +20,7 @@ from torch import nn
 
 from sessrec_cli.data.sequences import Batch
 from sessrec_cli.models.core_trm import CoreTrm
-from sessrec_cli.models.losses import full_cross_entropy, info_nce
+from sessrec_cli.models.losses import FULL_SOFTMAX, SoftmaxSpec, info_nce
 
 
 def mask_items(item_seq: torch.Tensor, probability: float) -> torch.Tensor:
@@ -53,6 +53,7 @@ class CoreTrmContrastive(nn.Module):
         cl_dropout: float,
         cl_temperature: float,
         label_smoothing: float,
+        softmax: SoftmaxSpec = FULL_SOFTMAX,
     ):
         super().__init__()
         self.encoder = CoreTrm(
@@ -68,6 +69,7 @@ class CoreTrmContrastive(nn.Module):
             sess_dropout=sess_dropout,
             item_dropout=item_dropout,
             temperature=temperature,
+            softmax=softmax,
         )
         self.cl_weight = cl_weight
         self.cl_dropout = cl_dropout
@@ -81,8 +83,7 @@ class CoreTrmContrastive(nn.Module):
         return self.encoder.item_embeddings()
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        logits = self.encoder.logits(batch.item_seq)  # (B, n_items), CORE Eq. 5
-        terms = {"ce": full_cross_entropy(logits, batch.targets, self.label_smoothing)}
+        terms = {"ce": self.encoder.cross_entropy(batch.item_seq, batch.targets, self.label_smoothing)}  # CORE Eq. 5
         if self.cl_weight > 0:
             view_a = self.encode(mask_items(batch.item_seq, self.cl_dropout))  # (B, d)
             view_b = self.encode(mask_items(batch.item_seq, self.cl_dropout))  # (B, d)

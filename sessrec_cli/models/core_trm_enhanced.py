@@ -27,7 +27,7 @@ from torch import nn
 
 from sessrec_cli.data.sequences import Batch
 from sessrec_cli.models.layers import RelativePositionBias, TransformerBlock, contextualise, masked_mean, weighted_item_sum
-from sessrec_cli.models.losses import full_cross_entropy, in_batch_negative_logsumexp, rdm_logits
+from sessrec_cli.models.losses import FULL_SOFTMAX, SoftmaxSpec, catalogue_loss, in_batch_negative_logsumexp
 
 
 class CoreTrmEnhanced(nn.Module):
@@ -50,6 +50,7 @@ class CoreTrmEnhanced(nn.Module):
         hard_neg_weight: float,
         label_smoothing: float,
         relative_position_bias: bool,
+        softmax: SoftmaxSpec = FULL_SOFTMAX,
     ):
         super().__init__()
         self.item_embedding = nn.Embedding(n_items + 1, embedding_size, padding_idx=0)
@@ -69,6 +70,7 @@ class CoreTrmEnhanced(nn.Module):
         self.temperature = temperature
         self.hard_neg_weight = hard_neg_weight
         self.label_smoothing = label_smoothing
+        self.softmax = softmax
         # As CORE-trm: CORE's released code initialises every parameter uniformly in +-1/sqrt(d).
         bound = 1.0 / math.sqrt(embedding_size)
         for weight in self.parameters():
@@ -98,8 +100,9 @@ class CoreTrmEnhanced(nn.Module):
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         session = self.encode(batch.item_seq)  # (B, d)
-        logits = rdm_logits(session, self.item_embedding.weight[1:], self.temperature, self.item_dropout, self.training)
-        terms = {"ce": full_cross_entropy(logits, batch.targets, self.label_smoothing)}
+        item_table = self.item_embedding.weight[1:]
+        ce = catalogue_loss(session, item_table, batch.targets, self.temperature, self.item_dropout, self.training, self.softmax, self.label_smoothing)
+        terms = {"ce": ce}
         if self.hard_neg_weight > 0:
             terms["in_batch_neg"] = self.hard_neg_weight * in_batch_negative_logsumexp(session, self.temperature)  # seed 000 §3
         return terms

@@ -40,8 +40,9 @@ class TransformerBlock(nn.Module):
         """
         B, L = real.shape
         D = tokens.shape[-1]
-        qkv = tokens.new_zeros(B, L, 3 * D)
-        qkv[real] = self.qkv(tokens)
+        projected = self.qkv(tokens)  # (T, 3D), bfloat16 under autocast
+        qkv = projected.new_zeros(B, L, 3 * D)
+        qkv[real] = projected
         q, k, v = qkv.view(B, L, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, L, D/H)
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.attn_dropout if self.training else 0.0)
         attended = attended.transpose(1, 2)[real].reshape(-1, D)  # (T, D)

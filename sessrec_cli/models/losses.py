@@ -2,19 +2,73 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class SoftmaxSpec:
+    """How a model's training cross-entropy normalises over the catalogue (`training.softmax`).
+
+    `full` materialises the (B, n_items) logits; `chunked` gives the same loss and gradients
+    with at most (B, chunk_size) logits alive at a time; `sampled` is a training approximation
+    over `negatives` sampled items. Evaluation always ranks the full catalogue.
+
+    It reaches a model as a constructor argument (from `build_model`, which the stage calls
+    with the run's training config), not through the model config: how the softmax is computed
+    is a training setting, and the same weights result from `full` and `chunked`.
+    """
+
+    mode: Literal["full", "chunked", "sampled"] = "full"
+    chunk_size: int = 65536
+    negatives: int = 8192
+
+
+FULL_SOFTMAX = SoftmaxSpec()
+
+
+def rdm_items(item_table: torch.Tensor, item_dropout: float, training: bool) -> torch.Tensor:
+    """CORE's robust distance measuring on the item side: normalise(dropout(h_v)) for every item.
+
+    `item_table` (n_items, d) holds items 1..n. Dropout on the item embeddings before
+    normalising (CORE §3.3) regularises the consistent space; at evaluation it is off.
+    """
+    return F.normalize(F.dropout(item_table, item_dropout, training), dim=-1)
 
 
 def rdm_logits(session: torch.Tensor, item_table: torch.Tensor, temperature: float, item_dropout: float, training: bool) -> torch.Tensor:
     """CORE's robust distance measuring: cos(h_s, dropout(h_v)) / tau for every item v.
 
-    `session` (B, d) is already l2-normalised; `item_table` (n_items, d) holds items 1..n.
-    Dropout on the item embeddings before normalising (CORE §3.3) regularises the consistent
-    space; at evaluation it is off.
+    `session` (B, d) is already l2-normalised; see `rdm_items` for the item side.
     """
-    items = F.normalize(F.dropout(item_table, item_dropout, training), dim=-1)
-    return session @ items.T / temperature  # (B, n_items)
+    return session @ rdm_items(item_table, item_dropout, training).T / temperature  # (B, n_items)
+
+
+def catalogue_loss(
+    session: torch.Tensor,
+    item_table: torch.Tensor,
+    targets: torch.Tensor,
+    temperature: float,
+    item_dropout: float,
+    training: bool,
+    softmax: SoftmaxSpec,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """CORE's cross-entropy (Eq. 5) over the RDM logits, normalised as `softmax` says.
+
+    The item table is dropped out and normalised once per call, so every chunk (or every
+    sampled negative) sees the same item embeddings, as the full logits do.
+    """
+    items = rdm_items(item_table, item_dropout, training)  # (n_items, d)
+    if softmax.mode == "chunked":
+        return chunked_cross_entropy(session, items, targets, temperature, softmax.chunk_size, label_smoothing)
+    if softmax.mode == "sampled":
+        return sampled_cross_entropy(session, items, targets, temperature, softmax.negatives, label_smoothing)
+    return full_cross_entropy(session @ items.T / temperature, targets, label_smoothing)
 
 
 def full_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
@@ -24,6 +78,96 @@ def full_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smooth
     (seed 000, future work 9); eps = 0 is the plain cross-entropy of CORE Eq. 5.
     """
     return F.cross_entropy(logits, targets - 1, label_smoothing=label_smoothing)
+
+
+def _cross_entropy_from_logsumexp(
+    log_partition: torch.Tensor, session: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, temperature: float, label_smoothing: float
+) -> torch.Tensor:
+    """The mean of lse - (1 - eps)·z_t - eps·mean_v z_v, which is `full_cross_entropy` written
+    with the log-partition lse = log sum_v exp(z_v); mean_v z_v = h_s . mean_v(h_v) / tau costs
+    one d-vector, so label smoothing needs no (B, n_items) logits either."""
+    target_logits = (session * items[targets - 1]).sum(-1) / temperature  # (B,)
+    loss = log_partition - (1 - label_smoothing) * target_logits
+    if label_smoothing > 0:
+        loss = loss - label_smoothing * (session @ items.mean(0)) / temperature
+    return loss.mean()
+
+
+class _ChunkedLogSumExp(torch.autograd.Function):
+    """log sum_v exp(h_s . h_v / tau) for each row of `session`, one chunk of items at a time.
+
+    Forward keeps only the (B,) result. Backward recomputes each chunk's logits to form its
+    softmax block, so at most one (B, chunk) block is alive in either pass; autograd through a
+    loop (or `torch.utils.checkpoint` per chunk) would instead keep every block for backward,
+    or add a full-size gradient of the item table per chunk. Computed in float32 under
+    autocast too: a bfloat16 partition sum over a large catalogue loses the target's share.
+    """
+
+    @staticmethod
+    def forward(ctx, session: torch.Tensor, items: torch.Tensor, temperature: float, chunk_size: int) -> torch.Tensor:
+        ctx.dtypes = session.dtype, items.dtype
+        with torch.autocast(session.device.type, enabled=False):
+            session, items = session.float(), items.float()
+            log_partition = session.new_full((len(session),), float("-inf"))
+            for start in range(0, len(items), chunk_size):
+                logits = session @ items[start : start + chunk_size].T / temperature  # (B, chunk)
+                log_partition = torch.logaddexp(log_partition, torch.logsumexp(logits, dim=1))
+        ctx.save_for_backward(session, items, log_partition)
+        ctx.temperature, ctx.chunk_size = temperature, chunk_size
+        return log_partition
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        session, items, log_partition = ctx.saved_tensors
+        temperature, chunk_size = ctx.temperature, ctx.chunk_size
+        grad_session = torch.zeros_like(session)
+        grad_items = torch.empty_like(items) if ctx.needs_input_grad[1] else None
+        with torch.autocast(session.device.type, enabled=False):
+            # d lse / d (h_s . h_v) = softmax_v / tau, scaled by the incoming gradient of each row.
+            row_scale = (grad_output.float() / temperature).unsqueeze(1)  # (B, 1)
+            for start in range(0, len(items), chunk_size):
+                chunk = items[start : start + chunk_size]
+                weights = (session @ chunk.T / temperature).sub_(log_partition.unsqueeze(1)).exp_().mul_(row_scale)  # (B, chunk)
+                grad_session += weights @ chunk
+                if grad_items is not None:
+                    grad_items[start : start + chunk_size] = weights.T @ session
+        session_dtype, items_dtype = ctx.dtypes
+        return grad_session.to(session_dtype), None if grad_items is None else grad_items.to(items_dtype), None, None
+
+
+def chunked_cross_entropy(
+    session: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, temperature: float, chunk_size: int, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Exactly `full_cross_entropy(session @ items.T / temperature, targets, label_smoothing)`,
+    values and gradients, in memory bounded by (B, chunk_size) logits instead of (B, n_items).
+
+    `items` (n_items, d) are the decoding embeddings (already dropped out and normalised).
+    """
+    log_partition = _ChunkedLogSumExp.apply(session, items, temperature, chunk_size)  # (B,)
+    return _cross_entropy_from_logsumexp(log_partition, session, items, targets, temperature, label_smoothing)
+
+
+def sampled_cross_entropy(
+    session: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, temperature: float, n_negatives: int, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Sampled softmax with logQ correction (Bengio and Senécal 2008; Jean et al., ACL 2015):
+    a training approximation of `full_cross_entropy` that replaces the partition sum with
+
+        Z ≈ exp(z_t) + sum_{j=1..S} exp(z_{v_j} - log(S·Q(v_j))),   v_j ~ Q uniform (Q = 1/n),
+
+    an importance-sampling estimate of the sum over the other items; the target is always
+    included, and a negative that is a row's own target (an accidental hit) is masked out.
+    The S negatives are drawn with replacement once per step, shared by the whole batch, on
+    the items' device from torch's global generator, which the run seeds and checkpoints.
+    """
+    n_items = len(items)
+    negatives = torch.randint(n_items, (n_negatives,), device=items.device)  # (S,) columns, i.e. item ids - 1
+    target_logits = (session * items[targets - 1]).sum(-1, keepdim=True) / temperature  # (B, 1)
+    negative_logits = session @ items[negatives].T / temperature - math.log(n_negatives / n_items)  # (B, S), corrected
+    accidental_hits = negatives.unsqueeze(0) == (targets - 1).unsqueeze(1)  # (B, S)
+    negative_logits = negative_logits.masked_fill(accidental_hits, float("-inf"))
+    log_partition = torch.logsumexp(torch.cat([target_logits, negative_logits], dim=1), dim=1)  # (B,)
+    return _cross_entropy_from_logsumexp(log_partition, session, items, targets, temperature, label_smoothing)
 
 
 def hard_negatives(logits: torch.Tensor, targets: torch.Tensor, k: int) -> torch.Tensor:

@@ -18,6 +18,7 @@ from sessrec_cli import __version__
 from sessrec_cli.config import ExperimentConfig, dump_config, load_config
 from sessrec_cli.errors import InputError
 from sessrec_cli.io import write_json_atomic, write_text_atomic
+from sessrec_cli.train import distributed
 from sessrec_cli.train.checkpoint import LAST
 
 
@@ -69,6 +70,7 @@ def start_run(run_dir: Path, config: ExperimentConfig, stage: str, device: torch
             "config_hash": config.digest(),
             "device": str(device),
             "threads": torch.get_num_threads(),
+            "processes": distributed.world_size(),
             "command": argv,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": versions(),

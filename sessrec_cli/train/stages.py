@@ -17,6 +17,8 @@ from sessrec_cli.config import ExperimentConfig
 from sessrec_cli.data.sequences import load_dataset
 from sessrec_cli.eval.report import write_report
 from sessrec_cli.models import build_model
+from sessrec_cli.models.losses import SoftmaxSpec
+from sessrec_cli.train import distributed
 from sessrec_cli.train.trainer import CHECKPOINT, fit, load_checkpoint
 
 
@@ -29,15 +31,21 @@ def supervised(
     resume: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Train the configured model on next-item prediction, select on validation, test once."""
+    """Train the configured model on next-item prediction, select on validation, test once.
+
+    Under torchrun every rank trains; rank 0 alone tests and returns the report (others: {}).
+    """
     data = load_dataset(config.data.resolved_dir(), config.data.max_len)
     console.print(
         f"data {data.directory}: {len(data.train):,} train / {len(data.valid):,} valid / {len(data.test):,} test examples, {data.n_items:,} items"
     )
-    model = build_model(config.model, data.n_items, config.data.max_len)
+    tc = config.training
+    model = build_model(config.model, data.n_items, config.data.max_len, SoftmaxSpec(tc.softmax, tc.softmax_chunk, tc.sampled_negatives))
     if init_from is not None:
         load_checkpoint(init_from / CHECKPOINT, model, device)
     fit(model, data, config, run_dir, device, console, resume=resume, on_epoch=on_epoch)
+    if not distributed.is_main():
+        return {}
     load_checkpoint(run_dir / CHECKPOINT, model, device)  # test the model chosen on validation
     return write_report(run_dir, config, data, model, device)
 

@@ -3,6 +3,8 @@ validation metric, best checkpoint, resumable state, `metrics.jsonl`, rich progr
 
 The loop holds no per-example Python and syncs with the device only every `log_every` steps.
 A model provides `loss(batch) -> {term: tensor}`; the trainer sums the terms and logs each.
+Under torchrun each process trains on its share of every batch (`distributed.py`); only
+rank 0 evaluates and writes files.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sessrec_cli.data.sequences import Dataset, SequenceData
 from sessrec_cli.errors import TrainingError
 from sessrec_cli.eval.metrics import compute_metrics
 from sessrec_cli.eval.ranking import target_ranks
+from sessrec_cli.train import distributed
 from sessrec_cli.train.checkpoint import (
     LAST,
     METRICS,
@@ -89,7 +92,7 @@ def _progress(console: Console) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=not console.is_terminal,  # logs and pipes get the per-epoch lines only
+        disable=not console.is_terminal or console.quiet,  # logs and pipes get the per-epoch lines only
     )
 
 
@@ -134,6 +137,7 @@ def _diverged(epoch: int, step: int, steps: int, what: str, run_dir: Path) -> Tr
 
 def _train_epoch(
     model: nn.Module,
+    objective: distributed.Objective,
     train: SequenceData,
     optimizer: torch.optim.Optimizer,
     order: torch.Tensor,
@@ -142,7 +146,11 @@ def _train_epoch(
     console: Console,
     run_dir: Path,
 ) -> dict[str, float]:
-    """One pass over `train` in `order`; returns the mean of each loss term."""
+    """One pass over `train` in `order`; returns the mean of each loss term.
+
+    With `training.amp` the forward pass and loss run under bfloat16 autocast (no loss scaling
+    is needed: bfloat16 has float32's exponent range); backward and the update stay outside.
+    """
     model.train()
     n, bs = len(train), tc.batch_size
     steps = (n + bs - 1) // bs
@@ -152,11 +160,11 @@ def _train_epoch(
     with _progress(console) as progress:
         task = progress.add_task(f"epoch {epoch + 1}/{tc.epochs}", total=steps, loss=float("nan"), rate=0.0)
         for step in range(steps):
-            batch = train.batch(order[step * bs : (step + 1) * bs])
-            terms = model.loss(batch)
+            with torch.autocast(train.device.type, dtype=torch.bfloat16, enabled=tc.amp):
+                terms = objective(train, order[step * bs : (step + 1) * bs])
             for name, value in terms.items():
                 watch.record(f"loss term {name!r}", value.detach(), step)
-                term_sums[name] = term_sums.get(name, 0.0) + value.detach()
+                term_sums[name] = term_sums.get(name, 0.0) + value.detach().float()
             loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -164,13 +172,13 @@ def _train_epoch(
                 watch.record("the gradient norm", nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip), step)
             optimizer.step()
             if (step + 1) % tc.log_every == 0 or step + 1 == steps:
-                bad = watch.first()  # the host syncs here anyway, for the progress bar
+                bad = objective.first_failure(watch.first(), train.device)  # the host syncs here anyway, for the progress bar
                 if bad is not None:
                     raise _diverged(epoch, bad[1], steps, bad[0], run_dir)
                 mean_loss = float(sum(term_sums.values())) / (step + 1)
                 rate = min((step + 1) * bs, n) / (time.perf_counter() - started)
                 progress.update(task, completed=step + 1, loss=mean_loss, rate=rate)
-    return {name: float(total) / steps for name, total in term_sums.items()}
+    return {name: float(total) / steps for name, total in objective.mean_over_ranks(term_sums).items()}
 
 
 def fit(
@@ -187,8 +195,11 @@ def fit(
 
     With `resume`, training continues from `run_dir/last.pt`, and `metrics.jsonl` is cut back
     to the epochs that file covers. `on_epoch` receives each epoch's `metrics.jsonl` record.
+    Under torchrun, rank 0 evaluates and writes every file; the other ranks receive its
+    validation metrics, so that early stopping ends every rank's loop at the same epoch.
     """
     tc = config.training
+    distributed.check_batch_size(tc.batch_size, distributed.world_size())
     metric_k = int(tc.valid_metric.split("@")[1])
     topk = sorted(set(tc.topk) | {metric_k})
     eval_config = config.model_copy(update={"training": tc.model_copy(update={"topk": topk})})
@@ -200,21 +211,24 @@ def fit(
     if resume:
         state = load_training_state(run_dir / LAST, model, optimizer, config, data.n_items, order_rng, device)
         stopping, epoch_seconds, first_epoch = EarlyStopping(**state["early_stopping"]), list(state["epoch_seconds"]), state["epoch"] + 1
-        truncate_metrics(run_dir / METRICS, state["epoch"])
+        distributed.run_on_main(lambda: truncate_metrics(run_dir / METRICS, state["epoch"]))
         console.print(f"resuming after epoch {first_epoch}/{tc.epochs}")
+    objective = distributed.Objective(model, device)  # after resuming: rank 0's weights are the ones shared
     for epoch in range(first_epoch, tc.epochs):
         if stopping.stale >= tc.patience:  # a resumed run that had already stopped
             break
         started = time.perf_counter()
         order = torch.randperm(len(train), generator=order_rng).to(device)
-        losses = _train_epoch(model, train, optimizer, order, tc, epoch, console, run_dir)
+        losses = _train_epoch(model, objective, train, optimizer, order, tc, epoch, console, run_dir)
         train_seconds = time.perf_counter() - started
         epoch_seconds.append(train_seconds)
         started = time.perf_counter()
-        valid_metrics, _ = evaluate_split(model, valid, eval_config)
+        valid_metrics = distributed.run_on_main(lambda: evaluate_split(model, valid, eval_config)[0])
         valid_seconds = time.perf_counter() - started
         value = valid_metrics[tc.valid_metric]
         improved = stopping.update(epoch, value, valid_metrics)
+        if not distributed.is_main():
+            continue
         if improved:
             save_checkpoint(run_dir / CHECKPOINT, model, config, data.n_items, epoch, valid_metrics)
         record = {
