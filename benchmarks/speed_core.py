@@ -1,4 +1,5 @@
-"""Seconds per training batch and for the full test evaluation, CORE-trm and CORE-ave on Diginetica.
+"""Seconds per training batch and for the full test evaluation, CORE-trm and CORE-ave on Diginetica,
+and the roofline: achieved FLOP rate of training against the machine's measured matmul rate.
 
 Times a fixed number of warm training batches (batch 2048, the protocol's) and one full test
 evaluation (60,858 prefixes x 43,097 items), the way the RecBole reference in
@@ -32,6 +33,36 @@ RECBOLE_CPU = {
 }
 
 
+def matmul_gflops(device: torch.device, repeats: int = 5) -> float:
+    """The machine's measured fp32 matmul rate on the logits' own shape (2048 x 100 x 43,097)."""
+    a = torch.randn(2048, 100, device=device)
+    b = torch.randn(43_097, 100, device=device)
+    a @ b.T
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b.T
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * 2048 * 100 * 43_097 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def training_flops(config, batch, n_items: int) -> float:
+    """Matmul FLOPs of one training step (forward + backward = 3x forward).
+
+    Logits: B x d x n. Transformer (CORE-trm): per real token, the QKV, output and feed-forward
+    projections; per sequence, the attention products over the padded width.
+    """
+    B, L = batch.item_seq.shape
+    d = config.embedding_size
+    forward = 2 * B * d * n_items
+    if config.name == "core-trm":
+        tokens = int((batch.item_seq > 0).sum())
+        forward += config.n_layers * (tokens * 2 * (4 * d * d + 2 * d * config.inner_size) + 2 * 2 * B * L * L * d)
+    return 3.0 * forward
+
+
 def time_model(config, data, device: torch.device, batches: int, warmup: int = 2) -> dict:
     seed_everything(2020)
     model = build_model(config, data.n_items, 50).to(device)
@@ -39,19 +70,23 @@ def time_model(config, data, device: torch.device, batches: int, warmup: int = 2
     train = data.train.to(device)
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0)).to(device)
     model.train()
+    flops = 0.0
     for step in range(warmup + batches):
         if step == warmup:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             started = time.perf_counter()
         batch = train.batch(order[step * 2048 : (step + 1) * 2048])
+        if step >= warmup:
+            flops += training_flops(config, batch, data.n_items)
         loss = sum(model.loss(batch).values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    per_batch = (time.perf_counter() - started) / batches
+    elapsed = time.perf_counter() - started
+    per_batch = elapsed / batches
     steps_per_epoch = (len(train) + 2047) // 2048
     started = time.perf_counter()
     target_ranks(model, data.test.to(device), 4096)
@@ -62,6 +97,7 @@ def time_model(config, data, device: torch.device, batches: int, warmup: int = 2
         "batches_per_epoch": steps_per_epoch,
         "estimated_epoch_seconds": round(per_batch * steps_per_epoch, 1),
         "test_eval_seconds": round(eval_seconds, 2),
+        "training_gflops_per_second": round(flops / elapsed / 1e9, 1),
     }
 
 
@@ -74,9 +110,11 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     data = load_dataset(Path(args.data), 50)
+    peak = matmul_gflops(device)
     results = {}
     for config in (CoreTrmConfig(), CoreAveConfig()):
         ours = time_model(config, data, device, args.batches)
+        ours["fraction_of_measured_matmul_rate"] = round(ours["training_gflops_per_second"] / peak, 3)
         ref = RECBOLE_CPU[config.name]
         if "seconds_per_batch" in ref:  # RecBole timed batches (same 649,944 training rows, batch 2048)
             ref_epoch = ref["seconds_per_batch"] * ours["batches_per_epoch"]
@@ -93,6 +131,7 @@ def main() -> None:
         "command": " ".join(["python"] + sys.argv),
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "measured_matmul_gflops": round(peak, 1),
         "machine": platform.processor() or platform.machine(),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "versions": versions(),
