@@ -87,7 +87,8 @@ def preprocess(
         console.print(f"  {key:<20} {value:,}" if isinstance(value, int) else f"  {key:<20} {value}")
 
 
-def _apply_shortcuts(overrides: list[str], model: str | None, dataset: str | None, device: str | None) -> list[str]:
+def _apply_shortcuts(overrides: list[str], model: str | None, dataset: str | None, device: str | None, model_values: dict[str, float | None]) -> list[str]:
+    """Shortcut options as `--set` overrides, applied before the explicit ones."""
     extra = []
     if model:
         extra.append(f"model={{name: {model}}}")
@@ -95,11 +96,12 @@ def _apply_shortcuts(overrides: list[str], model: str | None, dataset: str | Non
         extra.append(f"data.dataset={dataset}")
     if device:
         extra.append(f"training.device={device}")
+    extra += [f"model.{key}={value}" for key, value in model_values.items() if value is not None]
     return extra + list(overrides)
 
 
 def _refuse_config_args_with_resume(given: dict[str, object]) -> None:
-    named = [name for name, value in given.items() if value]
+    named = [name for name, value in given.items() if value is not None and value != []]  # 0.0 counts as given
     if named:
         raise InputError(f"--resume: the run continues with its own config.yaml; drop {', '.join(named)}")
 
@@ -127,6 +129,9 @@ def train(
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
     run_dir: Optional[Path] = typer.Option(None, help="Output directory (default runs/DATASET/MODEL-STAGE-sSEED-TIME)."),
     init_from: Optional[Path] = typer.Option(None, help="Run directory of a previous stage to start from."),
+    hard_neg_weight: Optional[float] = typer.Option(None, help="Shortcut for --set model.hard_neg_weight=W (core-hn, core-dahn, core-trm-enhanced)."),
+    temperature: Optional[float] = typer.Option(None, help="Shortcut for --set model.temperature=T (CORE's cosine temperature)."),
+    item_dropout: Optional[float] = typer.Option(None, help="Shortcut for --set model.item_dropout=P."),
     resume: Optional[Path] = typer.Option(None, help="Continue the interrupted run in this directory from its last.pt, with its config.yaml."),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log losses and validation metrics to RUN_DIR/tensorboard."),
     ddp: Optional[int] = typer.Option(
@@ -153,13 +158,15 @@ def train(
     if resume is not None:
         _refuse_config_args_with_resume(
             {"CONFIG_FILE": config_file, "--stage": stage, "--set": overrides, "--model": model, "--dataset": dataset,
-             "--device": device, "--run-dir": run_dir, "--init-from": init_from}
+             "--device": device, "--run-dir": run_dir, "--init-from": init_from, "--hard-neg-weight": hard_neg_weight,
+             "--temperature": temperature, "--item-dropout": item_dropout}
         )
         config, stage = reopen_run(resume)
         target = resume
     else:
         stage = stage or "supervised"
-        config = load_config(config_file, _apply_shortcuts(overrides, model, dataset, device))
+        model_values = {"hard_neg_weight": hard_neg_weight, "temperature": temperature, "item_dropout": item_dropout}
+        config = load_config(config_file, _apply_shortcuts(overrides, model, dataset, device, model_values))
         target = run_dir
     if stage not in STAGES:
         raise InputError(f"--stage {stage}: unknown stage; expected one of {', '.join(STAGES)}")
