@@ -1,21 +1,34 @@
-"""Seconds per training batch and for the full test evaluation, CORE-trm and CORE-ave on Diginetica,
-and the roofline: achieved FLOP rate of training against the machine's measured matmul rate.
+"""CORE-trm and CORE-ave on Diginetica, sessrec beside RecBole 1.2.1 in the same run: seconds
+per training batch (wall and CPU), the estimated epoch, the full test evaluation, peak memory,
+and the roofline (achieved FLOP rate of sessrec's training against the measured matmul rate).
 
-Times a fixed number of warm training batches (batch 2048, the protocol's) and one full test
-evaluation (60,858 prefixes x 43,097 items), the way the RecBole reference in
-../shared/reference/recbole_core was timed on the same 2-core machine, so the two compare.
-usage: python benchmarks/speed_core.py [--batches 20] [--device cpu] [--out benchmarks/results/speed_core_cpu.json]
-Needs `sessrec preprocess ../shared/data/diginetica/srgnn --name diginetica` first.
+Each measurement runs in its own process, one after the other: sessrec eager, sessrec with
+`training.compile`, and RecBole on the identical examples (benchmarks/recbole/export_atomic.py
+writes sessrec's processed split as RecBole atomic files). A whole RecBole epoch on CPU takes
+most of an hour, so every toolkit is timed on a fixed number of warm batches (batch 2048) after
+two untimed ones, and the epoch is that time the number of batches; the full test evaluation
+(60,858 prefixes x 43,097 items) is timed whole. Final accuracy comes from the protocol runs
+(benchmarks/core_diginetica.sh), not from here.
+
+usage: python benchmarks/speed_core.py [--batches 20] [--device cpu] [--recbole-venv benchmarks/.recbole-venv]
+           [--out benchmarks/results/speed_core_cpu.json]
+Needs `sessrec preprocess ../shared/data/diginetica/srgnn --name diginetica` first, and for the
+RecBole side `benchmarks/recbole/setup.sh` (without its venv, RecBole is skipped and says so).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import platform
 import resource
+import subprocess
 import sys
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -24,13 +37,11 @@ from sessrec_cli.config import CoreAveConfig, CoreTrmConfig
 from sessrec_cli.data.sequences import load_dataset
 from sessrec_cli.eval.ranking import target_ranks
 from sessrec_cli.models import build_model
+from sessrec_cli.models.losses import SoftmaxSpec
 from sessrec_cli.train.run import seed_everything, versions
 
-# RecBole 1.2.1 on the same split and machine (../shared/reference/recbole_core/README.md).
-RECBOLE_CPU = {
-    "core-trm": {"seconds_per_batch": 7.1, "test_eval_seconds": 63.0},
-    "core-ave": {"seconds_per_epoch": [787.3, 610.5, 577.2, 569.3, 540.0], "test_eval_seconds": 26.2},
-}
+HERE = Path(__file__).resolve().parent
+CONFIGS = {"core-trm": CoreTrmConfig, "core-ave": CoreAveConfig}
 
 
 def matmul_gflops(device: torch.device, repeats: int = 5) -> float:
@@ -63,19 +74,24 @@ def training_flops(config, batch, n_items: int) -> float:
     return 3.0 * forward
 
 
-def time_model(config, data, device: torch.device, batches: int, warmup: int = 2) -> dict:
+def time_sessrec(model_name: str, compiled: bool, data_dir: str, device_name: str, batches: int, warmup: int = 2) -> dict:
+    """Train `batches` warm batches and run the full test evaluation, in this (child) process."""
+    device = torch.device(device_name)
+    data = load_dataset(Path(data_dir), 50)
+    config = CONFIGS[model_name]()
     seed_everything(2020)
-    model = build_model(config, data.n_items, 50).to(device)
+    model = build_model(config, data.n_items, 50, SoftmaxSpec(compiled=compiled)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     train = data.train.to(device)
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0)).to(device)
     model.train()
     flops = 0.0
+    # Compilation happens in the first steps (the last, short batch of an epoch compiles once more).
     for step in range(warmup + batches):
         if step == warmup:
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
         batch = train.batch(order[step * 2048 : (step + 1) * 2048])
         if step >= warmup:
             flops += training_flops(config, batch, data.n_items)
@@ -85,61 +101,103 @@ def time_model(config, data, device: torch.device, batches: int, warmup: int = 2
         optimizer.step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    elapsed = time.perf_counter() - started
-    per_batch = elapsed / batches
+    elapsed, cpu_elapsed = time.perf_counter() - started, time.process_time() - cpu_started
     steps_per_epoch = (len(train) + 2047) // 2048
     started = time.perf_counter()
     target_ranks(model, data.test.to(device), 4096)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     eval_seconds = time.perf_counter() - started
     return {
-        "seconds_per_batch": round(per_batch, 4),
+        "toolkit": "sessrec",
+        "compile": compiled,
+        "seconds_per_batch": round(elapsed / batches, 4),
+        "cpu_seconds_per_batch": round(cpu_elapsed / batches, 4),
         "batches_timed": batches,
+        "warmup_batches": warmup,
         "batches_per_epoch": steps_per_epoch,
-        "estimated_epoch_seconds": round(per_batch * steps_per_epoch, 1),
+        "estimated_epoch_seconds": round(elapsed / batches * steps_per_epoch, 1),
         "test_eval_seconds": round(eval_seconds, 2),
         "training_gflops_per_second": round(flops / elapsed / 1e9, 1),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
 
+def in_child(fn, *args) -> dict:
+    """Run `fn(*args)` in a fresh process: its peak memory and warm-up are its own."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def time_recbole(venv: Path, atomic_dir: Path, model_name: str, device: str, batches: int) -> dict:
+    out = atomic_dir / f"recbole_{model_name}.json"
+    command = [str(venv / "bin" / "python"), str(HERE / "recbole" / "run_core.py"), str(atomic_dir), "diginetica",
+               model_name.removeprefix("core-"), str(out), "--batches", str(batches), "--device", device]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=atomic_dir)  # RecBole writes log_tensorboard/ into its cwd
+    return json.loads(out.read_text())
+
+
+def ratio(slow: float, fast: float) -> float:
+    return round(slow / fast, 2)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data", default="data/diginetica/processed")
+    parser.add_argument("--recbole-venv", type=Path, default=HERE / ".recbole-venv")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed_core_cpu.json"))
     args = parser.parse_args()
     device = torch.device(args.device)
-    data = load_dataset(Path(args.data), 50)
     peak = matmul_gflops(device)
-    results = {}
-    for config in (CoreTrmConfig(), CoreAveConfig()):
-        ours = time_model(config, data, device, args.batches)
-        ours["fraction_of_measured_matmul_rate"] = round(ours["training_gflops_per_second"] / peak, 3)
-        ref = RECBOLE_CPU[config.name]
-        if "seconds_per_batch" in ref:  # RecBole timed batches (same 649,944 training rows, batch 2048)
-            ref_epoch = ref["seconds_per_batch"] * ours["batches_per_epoch"]
-        else:
-            ref_epoch = sum(ref["seconds_per_epoch"]) / len(ref["seconds_per_epoch"])
-        results[config.name] = {
-            "sessrec": ours,
-            "recbole_reference": ref,
-            "epoch_speedup_vs_recbole": round(ref_epoch / ours["estimated_epoch_seconds"], 2),
-            "test_eval_speedup_vs_recbole": round(ref["test_eval_seconds"] / ours["test_eval_seconds"], 2),
-        }
-        print(config.name, json.dumps(results[config.name]), flush=True)
+    load_start = os.getloadavg()
+    with_recbole = (args.recbole_venv / "bin" / "python").is_file()
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        atomic = Path(scratch)
+        if with_recbole:
+            subprocess.run([sys.executable, str(HERE / "recbole" / "export_atomic.py"), args.data, str(atomic), "diginetica"], check=True)
+        for name in CONFIGS:
+            entry: dict[str, dict | float] = {}
+            for compiled in (False, True):
+                ours = in_child(time_sessrec, name, compiled, args.data, args.device, args.batches)
+                ours["fraction_of_measured_matmul_rate"] = round(ours["training_gflops_per_second"] / peak, 3)
+                entry["sessrec_compiled" if compiled else "sessrec"] = ours
+                print(name, json.dumps(ours), flush=True)
+            if with_recbole:
+                theirs = time_recbole(args.recbole_venv, atomic, name, args.device, args.batches)
+                entry["recbole"] = theirs
+                print(name, json.dumps(theirs), flush=True)
+                for key in ("sessrec", "sessrec_compiled"):
+                    ours = entry[key]
+                    entry[f"{key}_speedup_vs_recbole"] = {
+                        "epoch_wall": ratio(theirs["estimated_epoch_seconds"], ours["estimated_epoch_seconds"]),
+                        "batch_cpu_seconds": ratio(theirs["cpu_seconds_per_batch"], ours["cpu_seconds_per_batch"]),
+                        "test_eval": ratio(theirs["test_eval_seconds"], ours["test_eval_seconds"]),
+                    }
+            results[name] = entry
     out = {
         "command": " ".join(["python"] + sys.argv),
         "device": str(device),
         "threads": torch.get_num_threads(),
         "measured_matmul_gflops": round(peak, 1),
         "machine": platform.processor() or platform.machine(),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cpus": os.cpu_count(),
+        "loadavg_start": [round(x, 2) for x in load_start],
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "versions": versions(),
-        "note": "RecBole figures are the reference measurements of ../shared/reference/recbole_core on the same 2-core machine, not re-run here",
+        "note": (
+            "Every toolkit timed on the same warm batches count, one process after another, on sessrec's identical split. "
+            "Wall-time ratios hold when the machine is otherwise idle (see loadavg); CPU-second ratios are the work done."
+            + ("" if with_recbole else " RecBole was not run: its venv is missing (benchmarks/recbole/setup.sh).")
+        ),
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=2) + "\n")
+    tmp.replace(args.out)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Optional
 
@@ -58,6 +59,7 @@ def preprocess(
 
     Example: sessrec preprocess ../shared/data/diginetica/srgnn --name diginetica
     """
+    started = time.perf_counter()
     from pydantic import ValidationError
 
     from sessrec_cli.data.preprocess import PreprocessConfig
@@ -80,11 +82,12 @@ def preprocess(
     }
     raw = read_source(source, fmt, csv_options)
     out_dir = out_root / name / "processed"
-    manifest = run_preprocess(raw, cfg, fmt, out_dir)
+    manifest = run_preprocess(raw, cfg, fmt, out_dir, started)
     counts = manifest["counts"]
     console.print(f"[bold]{name}[/]: wrote {out_dir} ({manifest['split']} split)")
     for key, value in counts.items():
         console.print(f"  {key:<20} {value:,}" if isinstance(value, int) else f"  {key:<20} {value}")
+    console.print(f"  {manifest['seconds']:.1f} s, peak resident memory {manifest['peak_rss_mib']:,.0f} MiB")
 
 
 def _apply_shortcuts(overrides: list[str], model: str | None, dataset: str | None, device: str | None, model_values: dict[str, float | None]) -> list[str]:
@@ -149,7 +152,7 @@ def train(
     import torch
 
     from sessrec_cli.config import load_config
-    from sessrec_cli.models import check_softmax
+    from sessrec_cli.models import check_softmax, softmax_spec
     from sessrec_cli.train import distributed
     from sessrec_cli.train.run import reopen_run, resolve_device
     from sessrec_cli.train.stages import STAGES
@@ -174,7 +177,7 @@ def train(
         raise InputError(f"--init-from {init_from}: not a run directory")
     if tensorboard:
         require_tensorboard()
-    check_softmax(config.model.name, config.training.softmax)
+    check_softmax(config.model.name, softmax_spec(config.training))
     torch_device = resolve_device(config.training.device)
     if ddp is not None and not distributed.launched():  # checked the input here, once; now train as N processes
         distributed.check_batch_size(config.training.batch_size, ddp)
@@ -341,14 +344,24 @@ def config_show(
 def sample(
     out_dir: Path = typer.Argument(Path("data/sample/raw"), help="Where to write users.csv, items.csv, interactions.csv."),
     seed: int = typer.Option(7, help="Generator seed (the bundled sample uses 7)."),
+    rows: Optional[int] = typer.Option(None, min=1, help="Instead: a large session log of exactly N clicks (interactions.csv only)."),
+    items: Optional[int] = typer.Option(None, min=4, help="--rows only: catalogue size (default rows/100, at most 1M)."),
 ) -> None:
     """Regenerate the bundled synthetic sample (items with titles and genres, users, sessions).
 
     Example: sessrec sample /tmp/sample
+    Example: sessrec sample /tmp/big --rows 100000000   (session_id,item_id,timestamp; 2.6 GB)
     """
-    from sessrec_cli.data.sample import generate_sample
+    from sessrec_cli.data.sample import generate_large, generate_sample
 
-    counts = generate_sample(out_dir, seed=seed)
+    if rows is None:
+        if items is not None:
+            raise InputError("--items: only with --rows; the bundled sample has 1,000 items")
+        counts = generate_sample(out_dir, seed=seed)
+    else:
+        started = time.perf_counter()
+        counts = generate_large(out_dir / "interactions.csv", rows, seed=seed, n_items=items)
+        counts["seconds"] = round(time.perf_counter() - started, 1)
     console.print(f"wrote {out_dir}: {counts}")
 
 

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from sessrec_cli.errors import InputError
 
@@ -59,16 +59,27 @@ def _tmp_sibling(path: Path) -> Path:
     return Path(tmp)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary handle on a temporary file beside `path`, renamed to `path` when the block succeeds.
+
+    Readers never see half a file; on an error the temporary file is removed. Large outputs are
+    written through the handle piece by piece instead of being built whole in memory first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
     try:
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as handle:
+            yield handle
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    with atomic_file(path) as handle:
+        handle.write(data)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -80,7 +91,9 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def write_pickle_atomic(path: Path, obj: Any) -> None:
-    write_bytes_atomic(path, pickle.dumps(obj, protocol=4))
+    # Streamed into the file: the same bytes as `pickle.dumps`, without a second copy in memory.
+    with atomic_file(path) as handle:
+        pickle.dump(obj, handle, protocol=4)
 
 
 @contextmanager

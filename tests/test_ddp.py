@@ -94,7 +94,8 @@ def test_weighted_shards_average_to_the_global_mean_gradient(global_size):
     for rank in range(2):
         index, weight = distributed.shard(global_index, rank, 2)
         averaged += torch.autograd.grad(weight * model.loss(data.batch(index))["ce"], model.item_embedding.weight)[0] / 2
-    torch.testing.assert_close(averaged, expected, rtol=1e-5, atol=1e-8)
+    # float32 rounding: the shards sum their terms in another order than the whole batch
+    torch.testing.assert_close(averaged, expected, rtol=1e-5, atol=1e-6 * float(expected.abs().max()))
 
 
 def test_the_global_batch_must_split_evenly(run_cli, sample_processed, tmp_path):

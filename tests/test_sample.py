@@ -8,7 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from sessrec_cli.data.sample import generate_sample
+from sessrec_cli.data import sample as sample_module
+from sessrec_cli.data.sample import LARGE_SESSIONS_PER_CHUNK, generate_large, generate_sample
 
 REPO_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "raw"
 FILES = ("users.csv", "items.csv", "interactions.csv")
@@ -114,3 +115,71 @@ def test_transitions_beat_popularity(sample: tuple[Path, dict]) -> None:
     popularity_hits = sum(following == most_popular for _, following in pairs)
     assert transition_hits / len(pairs) >= 0.15
     assert transition_hits >= 2 * popularity_hits, (transition_hits, popularity_hits)
+
+
+
+# --- the large session log (`sessrec sample --rows N`) -------------------------------------------
+
+
+def test_large_log_is_deterministic(tmp_path: Path) -> None:
+    first, again, other = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    counts = generate_large(first, rows=5_000, seed=3, n_items=300)
+    generate_large(again, rows=5_000, seed=3, n_items=300)
+    generate_large(other, rows=5_000, seed=4, n_items=300)
+    assert first.read_bytes() == again.read_bytes()
+    assert first.read_bytes() != other.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv", "c.csv"], "temporary files left behind"
+    assert counts["interactions"] == 5_000 and counts["items"] == 300
+
+
+@pytest.mark.parametrize("sessions_per_chunk", [LARGE_SESSIONS_PER_CHUNK, 7])
+def test_large_log_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sessions_per_chunk: int) -> None:
+    """Exactly `rows` clicks; sessions numbered in start order, each one's clicks 10-300 s apart."""
+    monkeypatch.setattr(sample_module, "LARGE_SESSIONS_PER_CHUNK", sessions_per_chunk)  # 7: many chunks
+    path = tmp_path / "interactions.csv"
+    counts = generate_large(path, rows=4_001, seed=1, n_items=150)
+    assert path.read_text().startswith("session_id,item_id,timestamp\n")
+    log = pl.read_csv(path)
+    assert log.schema == {"session_id": pl.Int64, "item_id": pl.Int64, "timestamp": pl.Int64}
+    assert log.height == counts["interactions"] == 4_001
+    assert log["session_id"].n_unique() == counts["sessions"]
+    assert log["item_id"].is_between(1, 150).all()
+    # Rows are grouped by session, and sessions are numbered 1, 2, ... in order of their start.
+    assert log["session_id"].diff().drop_nulls().is_between(0, 1).all() and log["session_id"][0] == 1
+    starts = log.group_by("session_id").agg(pl.col("timestamp").min()).sort("session_id")["timestamp"]
+    assert starts.diff().drop_nulls().min() >= 0
+    assert log["timestamp"].min() >= 1_704_067_200  # 2024-01-01 UTC
+    gaps = log.with_columns(gap=pl.col("timestamp").diff().over("session_id")).drop_nulls("gap")["gap"]
+    assert gaps.is_between(10, 300).all()
+    lengths = log.group_by("session_id").len()["len"]
+    assert lengths.max() <= 50 and (lengths == 1).any()  # some sessions for the length filter
+
+
+def test_large_log_follows_successors(tmp_path: Path) -> None:
+    """The most frequent successor of an item predicts the next click far better than popularity."""
+    path = tmp_path / "interactions.csv"
+    generate_large(path, rows=60_000, seed=2, n_items=2_000)
+    log = pl.read_csv(path)
+    pairs = log.select(current="item_id", following=pl.col("item_id").shift(-1).over("session_id")).drop_nulls()
+    half = pairs.height // 2
+    fit, held_out = pairs.head(half), pairs.tail(pairs.height - half)
+    best_successor = (
+        fit.group_by("current", "following").len()
+        .sort("len", "following", descending=[True, False])
+        .group_by("current", maintain_order=True).first()
+        .select("current", predicted="following")
+    )
+    hits = held_out.join(best_successor, on="current").filter(pl.col("predicted") == pl.col("following")).height
+    most_popular = fit["following"].mode().sort()[0]
+    popularity_hits = held_out.filter(pl.col("following") == most_popular).height
+    assert hits / held_out.height >= 0.2
+    assert hits >= 5 * popularity_hits, (hits, popularity_hits)
+
+
+def test_sample_command_with_rows(run_cli, tmp_path: Path) -> None:
+    result = run_cli("sample", tmp_path / "big", "--rows", "1000", "--items", "100")
+    assert result.code == 0, result.err
+    assert sorted(p.name for p in (tmp_path / "big").iterdir()) == ["interactions.csv"]
+    assert pl.read_csv(tmp_path / "big" / "interactions.csv").height == 1000
+    result = run_cli("sample", tmp_path / "small", "--items", "100")
+    assert result.code == 2 and "--items" in result.err

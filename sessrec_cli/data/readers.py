@@ -93,17 +93,18 @@ def read_csv(
         )
         .with_row_index("row")
     )
-    # Find a non-numeric timestamp before anything is written, and name its line.
-    bad = (
-        frame.filter(pl.col("time_raw").str.strip_chars().cast(pl.Float64, strict=False).is_null())
-        .select("row", "time_raw")
-        .head(1)
-        .collect()
+    # Find a non-numeric timestamp before anything is written, and name its line. Both checks
+    # run in one streaming pass over the file, in bounded memory at any size.
+    bad, empty_ids = pl.collect_all(
+        [
+            frame.filter(pl.col("time_raw").str.strip_chars().cast(pl.Float64, strict=False).is_null()).select("row", "time_raw").head(1),
+            frame.filter(pl.col("entity").is_null() | pl.col("item").is_null()).select("row").head(1),
+        ],
+        engine="streaming",
     )
     if bad.height:
         line = bad["row"][0] + (2 if has_header else 1)
         raise InputError(f"{path}: line {line}: column {time_col}: expected a numeric timestamp, got {bad['time_raw'][0]!r}")
-    empty_ids = frame.filter(pl.col("entity").is_null() | pl.col("item").is_null()).select("row").head(1).collect()
     if empty_ids.height:
         line = empty_ids["row"][0] + (2 if has_header else 1)
         raise InputError(f"{path}: line {line}: empty {entity_col} or {item_col}")

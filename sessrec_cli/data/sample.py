@@ -19,6 +19,8 @@ The successor structure is what a next-item model can learn and a popularity bas
 cannot, which `tests/test_sample.py` checks.
 
 Run `python -m sessrec_cli.data.sample [OUT_DIR] [--seed N]` (default `data/sample/raw`).
+`generate_large` (`sessrec sample --rows N`) writes a session log of any size the same way,
+vectorised and in chunks, for scale tests.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
-from sessrec_cli.io import write_text_atomic
+from sessrec_cli.io import atomic_file, write_text_atomic
 
 START_TIME = int(datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp())
 N_DAYS = 60
@@ -243,6 +246,127 @@ def generate_sample(out_dir: Path, seed: int = 7, n_users: int = 800, n_items: i
     write_text_atomic(out_dir / "items.csv", _to_csv(["item_id", "title", "genres", "description"], item_rows))
     write_text_atomic(out_dir / "interactions.csv", _to_csv(["session_id", "user_id", "item_id", "timestamp"], interaction_rows))
     return {"users": n_users, "items": n_items, "sessions": len(sessions), "interactions": len(interaction_rows)}
+
+
+# --- a large session log, for scale tests ------------------------------------------------------
+#
+# The same ideas, vectorised with numpy and written in chunks so that memory stays bounded at
+# any size: items in genres with power-law popularity and a few likely successors, sessions
+# that start at a popular item of one genre and mostly follow successors. Only interactions are
+# written (session_id,item_id,timestamp), with integer ids as in raw click logs.
+
+LARGE_ITEMS_PER_GENRE = 1000  # a cluster small enough that successors within it mean something
+LARGE_SESSIONS_PER_CHUNK = 1_000_000  # part of the random stream: changing it changes the output
+LARGE_EXTRA_CLICKS = 4.0  # session length is 1 + Poisson(4): mean 5, about 2% length-1 sessions
+LARGE_MAX_LENGTH = 50
+LARGE_DAYS = 90
+
+
+@dataclass
+class LargeCatalogue:
+    by_genre: np.ndarray  # item indices grouped by genre, in genre order
+    genre_start: np.ndarray  # (n_genres + 1,) offsets of each genre's block in `by_genre`
+    genre_cdf: np.ndarray  # popularity CDF along `by_genre`, running across genre blocks
+    all_cdf: np.ndarray  # popularity CDF over the whole catalogue
+
+    @property
+    def n_genres(self) -> int:
+        return len(self.genre_start) - 1
+
+    def popular_in(self, rng: np.random.Generator, genres: np.ndarray) -> np.ndarray:
+        """One item per entry of `genres`, drawn by popularity within that genre."""
+        start, end = self.genre_start[genres], self.genre_start[genres + 1]
+        below = np.where(start > 0, self.genre_cdf[start - 1], 0.0)
+        point = below + rng.random(len(genres)) * (self.genre_cdf[end - 1] - below)
+        # Rounding may land a point on the block's upper edge: keep it inside the block.
+        position = np.clip(np.searchsorted(self.genre_cdf, point, side="right"), start, end - 1)
+        return self.by_genre[position]
+
+    def popular(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return np.searchsorted(self.all_cdf, rng.random(n) * self.all_cdf[-1], side="right")
+
+
+def _large_catalogue(rng: np.random.Generator, n_items: int) -> tuple[LargeCatalogue, np.ndarray]:
+    """The catalogue and each item's successors, (n_items, len(SUCCESSOR_WEIGHTS))."""
+    n_genres = max(1, n_items // LARGE_ITEMS_PER_GENRE)
+    genre = rng.permutation(np.arange(n_items) % n_genres)
+    popularity = 1.0 / (rng.permutation(n_items) + 10.0) ** 0.9  # as in the bundled sample
+    by_genre = np.argsort(genre, kind="stable")
+    genre_start = np.searchsorted(genre[by_genre], np.arange(n_genres + 1))
+    cat = LargeCatalogue(by_genre, genre_start, np.cumsum(popularity[by_genre]), np.cumsum(popularity))
+    # Three successors from the item's own genre, the last from a random one (a link between clusters).
+    n_own = len(SUCCESSOR_WEIGHTS) - 1
+    own = cat.popular_in(rng, np.repeat(genre, n_own)).reshape(n_items, n_own)
+    other = cat.popular_in(rng, rng.integers(n_genres, size=n_items))
+    return cat, np.column_stack([own, other])
+
+
+def _large_sessions(rng: np.random.Generator, cat: LargeCatalogue, successors: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """(n_sessions, max length) item matrix; entries past a session's length are unused."""
+    n = len(lengths)
+    items = np.empty((n, int(lengths.max())), dtype=np.int64)
+    genres = rng.integers(cat.n_genres, size=n)
+    items[:, 0] = cat.popular_in(rng, genres)
+    for step in range(1, items.shape[1]):
+        active = np.flatnonzero(lengths > step)
+        current = items[active, step - 1]
+        slot = np.searchsorted(SUCCESSOR_CDF, rng.random(len(active)) * SUCCESSOR_CDF[-1], side="right")
+        following = successors[current, slot]
+        source = rng.random(len(active))
+        in_genre = (source >= P_FOLLOW_SUCCESSOR) & (source < P_FOLLOW_SUCCESSOR + P_SESSION_GENRE)
+        following[in_genre] = cat.popular_in(rng, genres[active[in_genre]])
+        anywhere = source >= P_FOLLOW_SUCCESSOR + P_SESSION_GENRE
+        following[anywhere] = cat.popular(rng, int(anywhere.sum()))
+        items[active, step] = following
+    return items
+
+
+def default_large_items(rows: int) -> int:
+    """About 100 clicks per item, between 100 and 1M items (1M at 100M rows)."""
+    return min(1_000_000, max(100, rows // 100))
+
+
+def generate_large(path: Path, rows: int, seed: int = 7, n_items: int | None = None) -> dict:
+    """Write a session log of exactly `rows` clicks to `path` (CSV: session_id,item_id,timestamp).
+
+    Sessions start as a Poisson process over `LARGE_DAYS` days from 2024-01-01 UTC, so session
+    ids and rows follow start time; clicks are 10-300 seconds apart. Memory stays bounded by one
+    chunk of `LARGE_SESSIONS_PER_CHUNK` sessions, and the same arguments give the same bytes.
+    """
+    if rows < 1:
+        raise ValueError(f"rows must be positive, got {rows}")
+    n_items = default_large_items(rows) if n_items is None else n_items
+    if n_items < len(SUCCESSOR_WEIGHTS):
+        raise ValueError(f"n_items must be at least {len(SUCCESSOR_WEIGHTS)}, got {n_items}")
+    rng = np.random.default_rng(seed)
+    cat, successors = _large_catalogue(rng, n_items)
+    mean_gap = LARGE_DAYS * SECONDS_PER_DAY / (rows / (1 + LARGE_EXTRA_CLICKS))  # between session starts
+    written = n_sessions = 0
+    last_start = 0.0
+    with atomic_file(path) as handle:
+        while written < rows:
+            lengths = np.minimum(1 + rng.poisson(LARGE_EXTRA_CLICKS, size=LARGE_SESSIONS_PER_CHUNK), LARGE_MAX_LENGTH)
+            ends = np.cumsum(lengths)
+            if ends[-1] >= rows - written:  # the last chunk: cut the session that crosses `rows`
+                last = int(np.searchsorted(ends, rows - written))
+                lengths = lengths[: last + 1]
+                lengths[-1] -= ends[last] - (rows - written)
+            items = _large_sessions(rng, cat, successors, lengths)
+            starts = last_start + np.cumsum(rng.exponential(mean_gap, size=len(lengths)))
+            last_start = float(starts[-1])
+            gaps = rng.integers(10, 301, size=items.shape)
+            gaps[:, 0] = 0
+            times = START_TIME + starts.astype(np.int64)[:, None] + np.cumsum(gaps, axis=1)
+            used = np.arange(items.shape[1]) < lengths[:, None]
+            chunk = pl.DataFrame({
+                "session_id": np.repeat(np.arange(n_sessions + 1, n_sessions + len(lengths) + 1), lengths),
+                "item_id": items[used] + 1,
+                "timestamp": times[used],
+            })
+            chunk.write_csv(handle, include_header=written == 0)
+            written += chunk.height
+            n_sessions += len(lengths)
+    return {"items": n_items, "sessions": n_sessions, "interactions": written}
 
 
 def main(argv: list[str] | None = None) -> None:

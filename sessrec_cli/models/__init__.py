@@ -7,7 +7,7 @@ import inspect
 
 from torch import nn
 
-from sessrec_cli.config import ModelConfig
+from sessrec_cli.config import ModelConfig, TrainingConfig
 from sessrec_cli.errors import InputError
 from sessrec_cli.models.core_ave import CoreAve
 from sessrec_cli.models.core_da import CoreDa
@@ -29,11 +29,22 @@ MODELS: dict[str, type[nn.Module]] = {
 }
 
 
-def check_softmax(name: str, mode: str) -> None:
-    """Refuse a chunked or sampled softmax for a model whose loss needs the full logits: the
-    hard-negative models rank them to mine their negatives."""
-    if mode != "full" and "softmax" not in inspect.signature(MODELS[name]).parameters:
-        raise InputError(f"training.softmax={mode}: {name} needs the full logits of every step; use training.softmax=full")
+def softmax_spec(training: TrainingConfig) -> SoftmaxSpec:
+    """The training softmax a run's config asks for."""
+    return SoftmaxSpec(training.softmax, training.softmax_chunk, training.sampled_negatives, training.compile)
+
+
+def check_softmax(name: str, softmax: SoftmaxSpec) -> None:
+    """Refuse a chunked or sampled softmax, or a compiled one, for a model whose loss needs the
+    full logits: the hard-negative models rank them to mine their negatives. Refuse compiling
+    a softmax other than the full one, which is the only one compiled."""
+    own_loss = "softmax" not in inspect.signature(MODELS[name]).parameters
+    if softmax.mode != "full" and own_loss:
+        raise InputError(f"training.softmax={softmax.mode}: {name} needs the full logits of every step; use training.softmax=full")
+    if softmax.compiled and own_loss:
+        raise InputError(f"training.compile=true: {name} computes its own logits for hard negatives; set training.compile=false")
+    if softmax.compiled and softmax.mode != "full":
+        raise InputError(f"training.compile=true compiles the full softmax only; got training.softmax={softmax.mode}")
 
 
 def build_model(config: ModelConfig, n_items: int, max_len: int, softmax: SoftmaxSpec = FULL_SOFTMAX) -> nn.Module:
@@ -47,7 +58,7 @@ def build_model(config: ModelConfig, n_items: int, max_len: int, softmax: Softma
     kwargs["n_items"] = n_items
     if "max_len" in parameters:
         kwargs["max_len"] = max_len
-    check_softmax(config.name, softmax.mode)
+    check_softmax(config.name, softmax)
     if "softmax" in parameters:
         kwargs["softmax"] = softmax
     return cls(**kwargs)

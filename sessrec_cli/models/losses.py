@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,7 @@ class SoftmaxSpec:
     mode: Literal["full", "chunked", "sampled"] = "full"
     chunk_size: int = 65536
     negatives: int = 8192
+    compiled: bool = False  # run the full softmax through torch.compile (`training.compile`)
 
 
 FULL_SOFTMAX = SoftmaxSpec()
@@ -45,7 +47,9 @@ def rdm_logits(session: torch.Tensor, item_table: torch.Tensor, temperature: flo
 
     `session` (B, d) is already l2-normalised; see `rdm_items` for the item side.
     """
-    return session @ rdm_items(item_table, item_dropout, training).T / temperature  # (B, n_items)
+    # Scaling the (B, d) sessions instead of the (B, n_items) logits saves two passes over the
+    # logits (the division and its backward); it is the costliest elementwise work of a step.
+    return (session / temperature) @ rdm_items(item_table, item_dropout, training).T  # (B, n_items)
 
 
 def catalogue_loss(
@@ -63,12 +67,31 @@ def catalogue_loss(
     The item table is dropped out and normalised once per call, so every chunk (or every
     sampled negative) sees the same item embeddings, as the full logits do.
     """
+    if softmax.mode == "full":
+        loss = _compiled_rdm_cross_entropy() if softmax.compiled else rdm_cross_entropy
+        return loss(session, item_table, targets, temperature, item_dropout, training, label_smoothing)
     items = rdm_items(item_table, item_dropout, training)  # (n_items, d)
     if softmax.mode == "chunked":
         return chunked_cross_entropy(session, items, targets, temperature, softmax.chunk_size, label_smoothing)
-    if softmax.mode == "sampled":
-        return sampled_cross_entropy(session, items, targets, temperature, softmax.negatives, label_smoothing)
-    return full_cross_entropy(session @ items.T / temperature, targets, label_smoothing)
+    return sampled_cross_entropy(session, items, targets, temperature, softmax.negatives, label_smoothing)
+
+
+def rdm_cross_entropy(
+    session: torch.Tensor, item_table: torch.Tensor, targets: torch.Tensor, temperature: float, item_dropout: float, training: bool, label_smoothing: float
+) -> torch.Tensor:
+    """The full-softmax case of `catalogue_loss` as one function of tensors, for torch.compile."""
+    return full_cross_entropy(rdm_logits(session, item_table, temperature, item_dropout, training), targets, label_smoothing)
+
+
+@functools.cache
+def _compiled_rdm_cross_entropy() -> Callable[..., torch.Tensor]:
+    """`rdm_cross_entropy` compiled once per process, on first use.
+
+    Compiling fuses the elementwise passes over the (B, n_items) logits (softmax, its backward,
+    the item dropout and normalisation) that eager mode runs one by one; on CPU they cost as
+    much as the logits matmul. Static shapes: the short last batch of an epoch compiles once more.
+    """
+    return torch.compile(rdm_cross_entropy, dynamic=False)
 
 
 def full_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:

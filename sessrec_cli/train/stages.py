@@ -16,8 +16,7 @@ from rich.console import Console
 from sessrec_cli.config import ExperimentConfig
 from sessrec_cli.data.sequences import load_dataset
 from sessrec_cli.eval.report import write_report
-from sessrec_cli.models import build_model
-from sessrec_cli.models.losses import SoftmaxSpec
+from sessrec_cli.models import build_model, softmax_spec
 from sessrec_cli.train import distributed
 from sessrec_cli.train.trainer import CHECKPOINT, fit, load_checkpoint
 
@@ -39,8 +38,7 @@ def supervised(
     console.print(
         f"data {data.directory}: {len(data.train):,} train / {len(data.valid):,} valid / {len(data.test):,} test examples, {data.n_items:,} items"
     )
-    tc = config.training
-    model = build_model(config.model, data.n_items, config.data.max_len, SoftmaxSpec(tc.softmax, tc.softmax_chunk, tc.sampled_negatives))
+    model = build_model(config.model, data.n_items, config.data.max_len, softmax_spec(config.training))
     if init_from is not None:
         load_checkpoint(init_from / CHECKPOINT, model, device)
     fit(model, data, config, run_dir, device, console, resume=resume, on_epoch=on_epoch)

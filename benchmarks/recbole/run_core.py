@@ -1,0 +1,116 @@
+"""Time RecBole 1.2.1's CORE on atomic files written by export_atomic.py (runs in RecBole's venv).
+
+Times (wall and CPU seconds) `--batches` warm training batches after `--warmup` untimed ones (RecBole's own dataloader,
+loss, backward and Adam step, as in its trainer), then one full-ranking test evaluation with
+RecBole's evaluator; with `--epochs N` it trains N whole epochs instead and reports validation
+metrics per epoch. Writes one JSON object.
+usage: python run_core.py DATA_DIR NAME {trm,ave} OUT_JSON [--batches 20] [--warmup 2] [--epochs 0] [--device cpu]
+"""
+
+import argparse
+import json
+import resource
+import time
+
+import torch
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.model.sequential_recommender import CORE
+from recbole.trainer import Trainer
+from recbole.utils import init_seed
+
+parser = argparse.ArgumentParser()
+parser.add_argument("data_dir")
+parser.add_argument("name")
+parser.add_argument("dnn_type", choices=["trm", "ave"])
+parser.add_argument("out")
+parser.add_argument("--batches", type=int, default=20)
+parser.add_argument("--warmup", type=int, default=2)
+parser.add_argument("--epochs", type=int, default=0)
+parser.add_argument("--device", default="cpu")
+args = parser.parse_args()
+
+# CORE's published hyperparameters, the same as sessrec's CoreTrmConfig/CoreAveConfig defaults.
+config = Config(
+    model="CORE",
+    dataset=args.name,
+    config_dict={
+        "data_path": args.data_dir, "benchmark_filename": ["train", "valid", "test"],
+        "USER_ID_FIELD": "session_id", "ITEM_ID_FIELD": "item_id", "load_col": None,
+        "alias_of_item_id": ["item_id_list"], "MAX_ITEM_LIST_LENGTH": 50,
+        "topk": [20], "metrics": ["Recall", "MRR"], "valid_metric": "MRR@20",
+        "train_batch_size": 2048, "eval_batch_size": 2048, "learning_rate": 0.001,
+        "epochs": max(args.epochs, 1), "stopping_step": 5, "seed": 2020, "reproducibility": True,
+        "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "TO", "mode": "full"},
+        "train_neg_sample_args": None, "loss_type": "CE",
+        "embedding_size": 100, "inner_size": 256, "n_layers": 2, "n_heads": 2,
+        "hidden_dropout_prob": 0.5, "attn_dropout_prob": 0.5, "hidden_act": "gelu",
+        "layer_norm_eps": 1e-12, "initializer_range": 0.02, "dnn_type": args.dnn_type,
+        "sess_dropout": 0.2, "item_dropout": 0.2, "temperature": 0.07,
+        "device": args.device, "use_gpu": args.device != "cpu", "show_progress": False,
+        "checkpoint_dir": "/tmp/recbole_saved", "log_wandb": False, "state": "WARNING",
+    },
+)
+init_seed(config["seed"], config["reproducibility"])
+started = time.perf_counter()
+dataset = create_dataset(config)
+train, valid, test = data_preparation(config, dataset)
+result = {
+    "toolkit": "recbole", "dnn_type": args.dnn_type, "device": args.device, "threads": torch.get_num_threads(),
+    "n_items": dataset.item_num - 1, "train_examples": len(train.dataset), "test_examples": len(test.dataset),
+    "data_preparation_seconds": round(time.perf_counter() - started, 2),
+    "versions": {"torch": torch.__version__, "recbole": __import__("recbole").__version__},
+}
+model = CORE(config, train.dataset).to(config["device"])
+trainer = Trainer(config, model)
+
+
+def sync() -> None:
+    if args.device != "cpu":
+        torch.cuda.synchronize()
+
+
+if args.epochs:
+    result["epochs"] = []
+    for epoch in range(args.epochs):
+        started = time.perf_counter()
+        loss = trainer._train_epoch(train, epoch, show_progress=False)
+        train_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        scores = trainer.evaluate(valid, load_best_model=False, show_progress=False)
+        entry = {"epoch": epoch, "train_seconds": round(train_seconds, 2), "valid_seconds": round(time.perf_counter() - started, 2),
+                 "loss": float(loss), "valid": {k: float(v) for k, v in scores.items()}}
+        result["epochs"].append(entry)
+        print(json.dumps(entry), flush=True)
+else:
+    model.train()
+    optimizer = trainer.optimizer
+    timed = 0
+    for step, interaction in enumerate(train):
+        if step == args.warmup:
+            sync()
+            started, cpu_started = time.perf_counter(), time.process_time()
+        interaction = interaction.to(config["device"])
+        optimizer.zero_grad()
+        loss = model.calculate_loss(interaction)
+        loss.backward()
+        optimizer.step()
+        if step >= args.warmup:
+            timed += 1
+            if timed == args.batches:
+                break
+    sync()
+    per_batch = (time.perf_counter() - started) / timed
+    # CPU seconds (all threads) per batch: the work done, which other load on the machine inflates less than wall time
+    cpu_per_batch = (time.process_time() - cpu_started) / timed
+    result.update(seconds_per_batch=round(per_batch, 4), cpu_seconds_per_batch=round(cpu_per_batch, 4), batches_timed=timed, warmup_batches=args.warmup,
+                  batches_per_epoch=len(train), estimated_epoch_seconds=round(per_batch * len(train), 1))
+started = time.perf_counter()
+scores = trainer.evaluate(test, load_best_model=False, show_progress=False)
+sync()
+result["test_eval_seconds"] = round(time.perf_counter() - started, 2)
+result["test"] = {k: float(v) for k, v in scores.items()}
+result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+with open(args.out, "w") as handle:
+    json.dump(result, handle, indent=2)
+print(json.dumps(result), flush=True)
