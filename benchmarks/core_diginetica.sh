@@ -10,10 +10,18 @@ SHARED=${SESSREC_SHARED_DATA:-../shared/data}
 OUT=benchmarks/runs/core_diginetica_e${EPOCHS}
 sessrec preprocess "$SHARED/diginetica/srgnn" --name diginetica
 mkdir -p "$OUT"
-for model in core_trm core_ave; do
-  rm -rf "$OUT/$model"
-  sessrec train "configs/${model}_diginetica.yaml" --device "$DEVICE" \
-    --set training.epochs="$EPOCHS" --run-dir "$OUT/$model"
+# Re-running continues where a stopped run left off: a finished model (report.json) is kept,
+# an interrupted one resumes from its last.pt, anything else starts afresh.
+for model in core_ave core_trm; do
+  if [ -f "$OUT/$model/report.json" ]; then
+    echo "$model: done ($OUT/$model/report.json)"
+  elif [ -f "$OUT/$model/last.pt" ]; then
+    sessrec train --resume "$OUT/$model"
+  else
+    rm -rf "$OUT/$model"
+    sessrec train "configs/${model}_diginetica.yaml" --device "$DEVICE" \
+      --set training.epochs="$EPOCHS" --run-dir "$OUT/$model"
+  fi
 done
 python benchmarks/collect.py "$OUT"/core_trm "$OUT"/core_ave --out "benchmarks/results/core_diginetica_e${EPOCHS}.json" \
   --command "benchmarks/core_diginetica.sh $EPOCHS $DEVICE"
