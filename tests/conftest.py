@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_RAW = REPO / "data" / "sample" / "raw"
@@ -74,3 +75,12 @@ def tiny_config(processed: Path, model: str = "core-trm", **training) -> "Experi
             "training": {"epochs": 2, "batch_size": 512, "patience": 2, **training},
         }
     )
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module's tests: runs compared bit for bit must share a thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -36,12 +36,7 @@ def _train_args(processed: Path, run_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _gauge_free(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
