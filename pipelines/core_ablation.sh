@@ -2,14 +2,19 @@
 # Ablation of core-trm-enhanced on Diginetica (seed 000): the full model, then each component
 # off in turn, against core-trm; three seeds each, compared with paired tests.
 # usage: pipelines/core_ablation.sh [EPOCHS] [DEVICE]     (defaults: 20 epochs, auto)
-# Output: benchmarks/results/core_ablation_diginetica.{json,md}.
+# Output: benchmarks/results/core_ablation_diginetica.{json,md}, over the finished runs.
+# Re-running continues: finished runs are kept, interrupted ones resume from their last.pt.
+# SEEDS (space-separated) selects seeds; OUT, RESULTS and DATA_ROOT move runs, results and data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPOCHS=${1:-20}
 DEVICE=${2:-auto}
 SHARED=${SESSREC_SHARED_DATA:-../shared/data}
-OUT=benchmarks/runs/core_ablation
-sessrec preprocess "$SHARED/diginetica/srgnn" --name diginetica
+SEEDS=${SEEDS:-2020 2021 2022}
+OUT=${OUT:-benchmarks/runs/core_ablation}
+RESULTS=${RESULTS:-benchmarks/results}
+DATA_ROOT=${DATA_ROOT:-data}
+sessrec preprocess "$SHARED/diginetica/srgnn" --name diginetica --out-root "$DATA_ROOT"
 
 # name|model|overrides
 VARIANTS=(
@@ -21,15 +26,25 @@ VARIANTS=(
 )
 for variant in "${VARIANTS[@]}"; do
   IFS='|' read -r name model override <<<"$variant"
-  for seed in 2020 2021 2022; do
+  for seed in $SEEDS; do
     run="$OUT/$name-s$seed"
-    [ -f "$run/report.json" ] && continue
+    if [ -f "$run/report.json" ]; then
+      continue
+    elif [ -f "$run/last.pt" ]; then
+      sessrec train --resume "$run"
+      continue
+    fi
     rm -rf "$run"
     extra=()
     [ -n "$override" ] && extra=(--set "$override")
     sessrec train --model "$model" --dataset diginetica --device "$DEVICE" --set seed="$seed" \
+      --set data.processed_dir="$DATA_ROOT/diginetica/processed" \
       --set training.epochs="$EPOCHS" "${extra[@]}" --run-dir "$run"
   done
 done
-sessrec compare "$OUT"/*/ --json benchmarks/results/core_ablation_diginetica.json \
-  --markdown benchmarks/results/core_ablation_diginetica.md
+finished=()
+for report in "$OUT"/*/report.json; do
+  [ -f "$report" ] && finished+=("${report%/report.json}")
+done
+sessrec compare "${finished[@]}" --json "$RESULTS/core_ablation_diginetica.json" \
+  --markdown "$RESULTS/core_ablation_diginetica.md"

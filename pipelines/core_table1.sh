@@ -3,30 +3,54 @@
 # (published splits from ../shared/data), three seeds each, then mean ± std and paired tests
 # of every variant against core-trm over per-example reciprocal ranks.
 # usage: pipelines/core_table1.sh [EPOCHS] [DEVICE]     (defaults: 20 epochs, auto)
-# Output: benchmarks/results/core_table1.{json,md}; runs under benchmarks/runs/core_table1/.
+# Output: benchmarks/results/core_table1.{json,md} (all datasets) and
+# core_table1_<dataset>.{json,md} (every pair of models); runs under benchmarks/runs/core_table1/.
+# Re-running continues: a finished run (report.json) is kept, an interrupted one resumes from
+# its last.pt, so the table can be filled over several sessions; the tables cover finished runs.
+# DATASETS, MODELS and SEEDS (space-separated) select a part of the grid; OUT, RESULTS and
+# DATA_ROOT move the runs, the result files and the processed datasets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPOCHS=${1:-20}
 DEVICE=${2:-auto}
 SHARED=${SESSREC_SHARED_DATA:-../shared/data}
-OUT=benchmarks/runs/core_table1
-MODELS="core-ave core-trm core-da core-hn core-dahn core-trm-enhanced core-trm-contrastive"
-SEEDS="2020 2021 2022"
+DATASETS=${DATASETS:-diginetica yoochoose1_64 tmall}
+MODELS=${MODELS:-core-ave core-trm core-da core-hn core-dahn core-trm-enhanced core-trm-contrastive}
+SEEDS=${SEEDS:-2020 2021 2022}
+OUT=${OUT:-benchmarks/runs/core_table1}
+RESULTS=${RESULTS:-benchmarks/results}
+DATA_ROOT=${DATA_ROOT:-data}
+declare -A SOURCE=([diginetica]=diginetica/srgnn [yoochoose1_64]=yoochoose1_64/srgnn [tmall]=tmall/lessr)
 
-sessrec preprocess "$SHARED/diginetica/srgnn" --name diginetica
-sessrec preprocess "$SHARED/yoochoose1_64/srgnn" --name yoochoose1_64
-sessrec preprocess "$SHARED/tmall/lessr" --name tmall
-
-for dataset in diginetica yoochoose1_64 tmall; do
+for dataset in $DATASETS; do
+  [ -n "${SOURCE[$dataset]:-}" ] || { echo "unknown dataset $dataset: expected one of ${!SOURCE[*]}" >&2; exit 2; }
+  sessrec preprocess "$SHARED/${SOURCE[$dataset]}" --name "$dataset" --out-root "$DATA_ROOT"
   for model in $MODELS; do
     for seed in $SEEDS; do
       run="$OUT/$dataset/$model-s$seed"
-      [ -f "$run/report.json" ] && continue  # finished earlier: the pipeline can be re-run after a stop
-      rm -rf "$run"
-      sessrec train --model "$model" --dataset "$dataset" --device "$DEVICE" \
-        --set seed="$seed" --set training.epochs="$EPOCHS" --run-dir "$run"
+      if [ -f "$run/report.json" ]; then
+        continue
+      elif [ -f "$run/last.pt" ]; then
+        sessrec train --resume "$run"
+      else
+        rm -rf "$run"
+        sessrec train --model "$model" --dataset "$dataset" --device "$DEVICE" \
+          --set data.processed_dir="$DATA_ROOT/$dataset/processed" \
+          --set seed="$seed" --set training.epochs="$EPOCHS" --run-dir "$run"
+      fi
     done
   done
-  sessrec compare "$OUT/$dataset"/*/ --json "benchmarks/results/core_table1_$dataset.json" \
-    --markdown "benchmarks/results/core_table1_$dataset.md"
+  finished=()
+  for report in "$OUT/$dataset"/*/report.json; do
+    [ -f "$report" ] && finished+=("${report%/report.json}")
+  done
+  sessrec compare "${finished[@]}" --json "$RESULTS/core_table1_$dataset.json" --markdown "$RESULTS/core_table1_$dataset.md"
 done
+
+# The merged table holds every dataset compared so far, by this call or an earlier one.
+tables=()
+for dataset in diginetica yoochoose1_64 tmall; do
+  [ -f "$RESULTS/core_table1_$dataset.json" ] && tables+=("$RESULTS/core_table1_$dataset.json")
+done
+python benchmarks/table1.py "${tables[@]}" --baseline core-trm --json "$RESULTS/core_table1.json" \
+  --markdown "$RESULTS/core_table1.md" --command "pipelines/core_table1.sh $EPOCHS $DEVICE"

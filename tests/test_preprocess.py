@@ -90,3 +90,27 @@ def test_given_split_validates_on_the_last_tenth():
 def test_filtering_everything_away_is_an_error():
     with pytest.raises(InputError, match="no sessions left"):
         process_sessions(_log([("s1", "a", 1.0), ("s2", "b", 2.0)]), PreprocessConfig(name="t"))
+
+
+def test_manifest_digest_identifies_the_data_not_the_preprocessing_run(tmp_path: Path) -> None:
+    """Runs on one dataset stay comparable after it is preprocessed again (another time, memory
+    and input path), and runs on data made with other rules do not."""
+    import json
+
+    from sessrec_cli.data.preprocess import preprocess
+    from sessrec_cli.data.readers import read_source
+    from sessrec_cli.data.sample import generate_sample
+    from sessrec_cli.data.sequences import manifest_digest
+
+    generate_sample(tmp_path / "raw", seed=3, n_users=40, n_items=80)
+    (tmp_path / "moved").symlink_to(tmp_path / "raw")
+    options = {"entity_col": "session_id", "item_col": "item_id", "time_col": "timestamp", "kind": "session"}
+
+    def manifest(source: str, out: str, **rules) -> dict:
+        preprocess(read_source(tmp_path / source, "csv", options), PreprocessConfig(name="s", **rules), "csv", tmp_path / out)
+        return json.loads((tmp_path / out / "manifest.json").read_text())
+
+    first, again, moved = manifest("raw", "a"), manifest("raw", "b"), manifest("moved", "c")
+    assert moved["inputs"][0]["path"] != first["inputs"][0]["path"]
+    assert manifest_digest(first) == manifest_digest(again) == manifest_digest(moved)
+    assert manifest_digest(manifest("raw", "d", min_item_count=1)) != manifest_digest(first)

@@ -8,6 +8,7 @@ Inputs are left-aligned and right-padded with 0, and keep their last `max_len` i
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from dataclasses import dataclass
@@ -100,6 +101,17 @@ class Dataset:
     n_entities: int
     manifest: dict
     directory: Path
+
+
+def manifest_digest(manifest: dict) -> str:
+    """Identify a processed dataset by what defines it: rules, counts, input contents, version.
+
+    Left out: the preprocessing run's own time and memory, and the paths the inputs were read
+    from, which differ between two runs that produce the same data.
+    """
+    defining = {key: value for key, value in manifest.items() if key not in ("seconds", "write_seconds", "peak_rss_mib")}
+    defining["inputs"] = [{key: value for key, value in entry.items() if key != "path"} for entry in manifest.get("inputs", [])]
+    return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _check_split(obj: object, path: Path, keys: tuple[str, ...]) -> dict:

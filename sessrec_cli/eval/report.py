@@ -14,10 +14,10 @@ from rich.table import Table
 from torch import nn
 
 from sessrec_cli.config import ExperimentConfig
-from sessrec_cli.data.sequences import Dataset
+from sessrec_cli.data.sequences import Dataset, manifest_digest
 from sessrec_cli.io import write_bytes_atomic, write_json_atomic
 from sessrec_cli.train import distributed
-from sessrec_cli.train.run import file_digest, versions
+from sessrec_cli.train.run import versions
 from sessrec_cli.train.trainer import evaluate_split
 
 
@@ -64,7 +64,7 @@ def write_report(run_dir: Path, config: ExperimentConfig, data: Dataset, model: 
         "dataset": data.manifest.get("name", config.data.dataset),
         "seed": config.seed,
         "config_hash": config.digest(),
-        "data_manifest_hash": file_digest(data.directory / "manifest.json"),
+        "data_manifest_hash": manifest_digest(data.manifest),
         "test_metrics": metrics,
         "test_examples": len(data.test),
         "n_items": data.n_items,

@@ -1,0 +1,121 @@
+"""Merge per-dataset `sessrec compare` results into one Table 1: Recall@20 and MRR@20 (mean ± std
+over seeds) per model and dataset, and each model's paired test against a baseline model.
+
+usage: python benchmarks/table1.py COMPARE.json [...] --baseline core-trm --json OUT.json
+           --markdown OUT.md --command "..."
+Each input is `sessrec compare --json` of one dataset's runs (core_table1_<dataset>.json).
+The published column is seed 001's Table 1 (one run, seed 2020, CORE's own splits): a
+reference point, not the same experiment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from collect import machine
+
+# Seed 001, Table 1: Recall@20 / MRR@20 (%).
+PUBLISHED = {
+    "diginetica": {"core-ave": (50.28, 17.99), "core-trm": (52.87, 18.66), "core-da": (52.90, 18.66), "core-hn": (52.52, 18.46), "core-dahn": (52.67, 18.69)},
+    "tmall": {"core-ave": (45.02, 31.62), "core-trm": (44.99, 31.63), "core-da": (45.01, 31.63), "core-hn": (44.92, 31.76), "core-dahn": (44.92, 31.75)},
+    "yoochoose1_64": {"core-ave": (59.02, 25.07), "core-trm": (64.58, 28.21), "core-da": (64.60, 28.29), "core-hn": (64.56, 28.31), "core-dahn": (64.43, 28.19)},
+}
+
+
+def _paired(tests: list[dict], label: str, baseline: str, measure: str) -> dict | None:
+    """The test of `label` against `baseline` on `measure`, oriented as label minus baseline."""
+    for test in tests:
+        if test["measure"] != measure or {test["a"], test["b"]} != {label, baseline}:
+            continue
+        sign = 1.0 if test["a"] == label else -1.0
+        return {
+            "difference": round(100 * sign * test["mean_difference"], 3),
+            "t_pvalue": test["t_pvalue"],
+            "wilcoxon_pvalue": test["wilcoxon_pvalue"],
+        }
+    return None
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 2)
+
+
+def _cell(stat: dict) -> str:
+    """mean ± std, or the mean alone for a single seed (no std)."""
+    return f"{stat['mean']:.2f}" if stat["std"] is None else f"{stat['mean']:.2f} ± {stat['std']:.2f}"
+
+
+def dataset_rows(compare: dict, baseline: str) -> list[dict]:
+    k = compare["k"]
+    rows = []
+    for group in compare["groups"]:
+        label = group["label"]
+        recall, mrr = group["metrics"][f"recall@{k}"], group["metrics"][f"mrr@{k}"]
+        rows.append(
+            {
+                "model": label,
+                "seeds": group["seeds"],
+                f"recall@{k}": {"mean": _percent(recall["mean"]), "std": _percent(recall["std"])},
+                f"mrr@{k}": {"mean": _percent(mrr["mean"]), "std": _percent(mrr["std"])},
+                f"vs_{baseline}": None
+                if label == baseline
+                else {m: _paired(compare["tests"], label, baseline, m) for m in (f"mrr@{k}", f"hit@{k}")},
+            }
+        )
+    return rows
+
+
+def to_markdown(table: dict) -> str:
+    baseline = table["baseline"]
+    lines = [
+        f"Test Recall@20 / MRR@20 (%), mean ± std over n seeds; p: paired t-test against {baseline} over "
+        "per-example reciprocal ranks (MRR@20), Wilcoxon p in brackets. Published: seed 001 Table 1 "
+        "(one run, CORE's own splits).",
+        "",
+    ]
+    for name, entry in table["datasets"].items():
+        lines += [
+            f"**{name}** ({entry['test_examples']:,} test examples)",
+            "",
+            "| model | n | Recall@20 | MRR@20 | ΔMRR@20 vs " + baseline + " | p | published |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in entry["rows"]:
+            test = (row[f"vs_{baseline}"] or {}).get("mrr@20")
+            delta, p = ("", "") if test is None else (f"{test['difference']:+.2f}", f"{test['t_pvalue']:.3g} ({test['wilcoxon_pvalue']:.3g})")
+            published = PUBLISHED.get(name, {}).get(row["model"])
+            lines.append(
+                f"| {row['model']} | {len(row['seeds'])} | {_cell(row['recall@20'])} | {_cell(row['mrr@20'])} | {delta} | {p} | {'' if published is None else '%.2f / %.2f' % published} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("compares", nargs="+", type=Path)
+    parser.add_argument("--baseline", default="core-trm")
+    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--markdown", type=Path, required=True)
+    parser.add_argument("--command", required=True)
+    args = parser.parse_args()
+    datasets = {}
+    for path in args.compares:
+        compare = json.loads(path.read_text())
+        if compare["k"] != 20:
+            raise SystemExit(f"{path}: compared at k={compare['k']}; Table 1 reports @20")
+        name = path.stem.removeprefix("core_table1_")
+        datasets[name] = {"source": str(path), "test_examples": compare["test_examples"], "rows": dataset_rows(compare, args.baseline)}
+    table = {"command": args.command, "machine": machine(), "baseline": args.baseline, "datasets": datasets}
+    for out, text in ((args.json, json.dumps(table, indent=2) + "\n"), (args.markdown, to_markdown(table))):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    print(to_markdown(table))
+
+
+if __name__ == "__main__":
+    main()
