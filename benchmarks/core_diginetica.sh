@@ -4,6 +4,7 @@
 # usage: benchmarks/core_diginetica.sh [EPOCHS] [DEVICE]   (defaults: 20 epochs, auto device)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. pipelines/lib.sh
 EPOCHS=${1:-20}
 DEVICE=${2:-auto}
 SHARED=${SESSREC_SHARED_DATA:-../shared/data}
@@ -13,15 +14,7 @@ mkdir -p "$OUT"
 # Re-running continues where a stopped run left off: a finished model (report.json) is kept,
 # an interrupted one resumes from its last.pt, anything else starts afresh.
 for model in core_ave core_trm; do
-  if [ -f "$OUT/$model/report.json" ]; then
-    echo "$model: done ($OUT/$model/report.json)"
-  elif [ -f "$OUT/$model/last.pt" ]; then
-    sessrec train --resume "$OUT/$model"
-  else
-    rm -rf "$OUT/$model"
-    sessrec train "configs/${model}_diginetica.yaml" --device "$DEVICE" \
-      --set training.epochs="$EPOCHS" --run-dir "$OUT/$model"
-  fi
+  train_once "$OUT/$model" "configs/${model}_diginetica.yaml" --device "$DEVICE" --set training.epochs="$EPOCHS"
 done
 python benchmarks/collect.py "$OUT"/core_trm "$OUT"/core_ave --out "benchmarks/results/core_diginetica_e${EPOCHS}.json" \
   --command "benchmarks/core_diginetica.sh $EPOCHS $DEVICE"

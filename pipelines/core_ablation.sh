@@ -7,6 +7,7 @@
 # SEEDS (space-separated) selects seeds; OUT, RESULTS and DATA_ROOT move runs, results and data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. pipelines/lib.sh
 EPOCHS=${1:-20}
 DEVICE=${2:-auto}
 SHARED=${SESSREC_SHARED_DATA:-../shared/data}
@@ -27,24 +28,12 @@ VARIANTS=(
 for variant in "${VARIANTS[@]}"; do
   IFS='|' read -r name model override <<<"$variant"
   for seed in $SEEDS; do
-    run="$OUT/$name-s$seed"
-    if [ -f "$run/report.json" ]; then
-      continue
-    elif [ -f "$run/last.pt" ]; then
-      sessrec train --resume "$run"
-      continue
-    fi
-    rm -rf "$run"
     extra=()
     [ -n "$override" ] && extra=(--set "$override")
-    sessrec train --model "$model" --dataset diginetica --device "$DEVICE" --set seed="$seed" \
-      --set data.processed_dir="$DATA_ROOT/diginetica/processed" \
-      --set training.epochs="$EPOCHS" "${extra[@]}" --run-dir "$run"
+    train_once "$OUT/$name-s$seed" --model "$model" --dataset diginetica --device "$DEVICE" --set seed="$seed" \
+      --set data.processed_dir="$DATA_ROOT/diginetica/processed" --set training.epochs="$EPOCHS" "${extra[@]}"
   done
 done
-finished=()
-for report in "$OUT"/*/report.json; do
-  [ -f "$report" ] && finished+=("${report%/report.json}")
-done
+mapfile -t finished < <(finished_runs "$OUT")
 sessrec compare "${finished[@]}" --json "$RESULTS/core_ablation_diginetica.json" \
   --markdown "$RESULTS/core_ablation_diginetica.md"

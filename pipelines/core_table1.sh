@@ -11,6 +11,7 @@
 # DATA_ROOT move the runs, the result files and the processed datasets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. pipelines/lib.sh
 EPOCHS=${1:-20}
 DEVICE=${2:-auto}
 SHARED=${SESSREC_SHARED_DATA:-../shared/data}
@@ -27,23 +28,11 @@ for dataset in $DATASETS; do
   sessrec preprocess "$SHARED/${SOURCE[$dataset]}" --name "$dataset" --out-root "$DATA_ROOT"
   for model in $MODELS; do
     for seed in $SEEDS; do
-      run="$OUT/$dataset/$model-s$seed"
-      if [ -f "$run/report.json" ]; then
-        continue
-      elif [ -f "$run/last.pt" ]; then
-        sessrec train --resume "$run"
-      else
-        rm -rf "$run"
-        sessrec train --model "$model" --dataset "$dataset" --device "$DEVICE" \
-          --set data.processed_dir="$DATA_ROOT/$dataset/processed" \
-          --set seed="$seed" --set training.epochs="$EPOCHS" --run-dir "$run"
-      fi
+      train_once "$OUT/$dataset/$model-s$seed" --model "$model" --dataset "$dataset" --device "$DEVICE" \
+        --set data.processed_dir="$DATA_ROOT/$dataset/processed" --set seed="$seed" --set training.epochs="$EPOCHS"
     done
   done
-  finished=()
-  for report in "$OUT/$dataset"/*/report.json; do
-    [ -f "$report" ] && finished+=("${report%/report.json}")
-  done
+  mapfile -t finished < <(finished_runs "$OUT/$dataset")
   sessrec compare "${finished[@]}" --json "$RESULTS/core_table1_$dataset.json" --markdown "$RESULTS/core_table1_$dataset.md"
 done
 
