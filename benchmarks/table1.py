@@ -16,6 +16,8 @@ from pathlib import Path
 
 from collect import machine
 
+from sessrec_cli.io import write_json_atomic, write_text_atomic
+
 # Seed 001, Table 1: Recall@20 / MRR@20 (%).
 PUBLISHED = {
     "diginetica": {"core-ave": (50.28, 17.99), "core-trm": (52.87, 18.66), "core-da": (52.90, 18.66), "core-hn": (52.52, 18.46), "core-dahn": (52.67, 18.69)},
@@ -48,20 +50,19 @@ def _cell(stat: dict) -> str:
 
 
 def dataset_rows(compare: dict, baseline: str) -> list[dict]:
-    k = compare["k"]
     rows = []
     for group in compare["groups"]:
         label = group["label"]
-        recall, mrr = group["metrics"][f"recall@{k}"], group["metrics"][f"mrr@{k}"]
+        recall, mrr = group["metrics"]["recall@20"], group["metrics"]["mrr@20"]
         rows.append(
             {
                 "model": label,
                 "seeds": group["seeds"],
-                f"recall@{k}": {"mean": _percent(recall["mean"]), "std": _percent(recall["std"])},
-                f"mrr@{k}": {"mean": _percent(mrr["mean"]), "std": _percent(mrr["std"])},
+                "recall@20": {"mean": _percent(recall["mean"]), "std": _percent(recall["std"])},
+                "mrr@20": {"mean": _percent(mrr["mean"]), "std": _percent(mrr["std"])},
                 f"vs_{baseline}": None
                 if label == baseline
-                else {m: _paired(compare["tests"], label, baseline, m) for m in (f"mrr@{k}", f"hit@{k}")},
+                else {m: _paired(compare["tests"], label, baseline, m) for m in ("mrr@20", "hit@20")},
             }
         )
     return rows
@@ -109,11 +110,8 @@ def main() -> None:
         name = path.stem.removeprefix("core_table1_")
         datasets[name] = {"source": str(path), "test_examples": compare["test_examples"], "rows": dataset_rows(compare, args.baseline)}
     table = {"command": args.command, "machine": machine(), "baseline": args.baseline, "datasets": datasets}
-    for out, text in ((args.json, json.dumps(table, indent=2) + "\n"), (args.markdown, to_markdown(table))):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(out)
+    write_json_atomic(args.json, table)
+    write_text_atomic(args.markdown, to_markdown(table))
     print(to_markdown(table))
 
 
