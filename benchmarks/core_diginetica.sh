@@ -9,12 +9,13 @@ EPOCHS=${1:-20}
 DEVICE=${2:-auto}
 SHARED=${SESSREC_SHARED_DATA:-../shared/data}
 OUT=benchmarks/runs/core_diginetica_e${EPOCHS}
+RECORDS=benchmarks/records/core_diginetica_e${EPOCHS}  # committed: see pipelines/lib.sh
 sessrec preprocess "$SHARED/diginetica/srgnn" --name diginetica
 mkdir -p "$OUT"
-# Re-running continues where a stopped run left off: a finished model (report.json) is kept,
-# an interrupted one resumes from its last.pt, anything else starts afresh.
+# Re-running continues where a stopped run left off: a recorded model is kept, an interrupted
+# one resumes from its last.pt, anything else starts afresh.
 for model in core_ave core_trm; do
-  train_once "$OUT/$model" "configs/${model}_diginetica.yaml" --device "$DEVICE" --set training.epochs="$EPOCHS"
+  train_once "$OUT/$model" "$RECORDS/$model" "configs/${model}_diginetica.yaml" --device "$DEVICE" --set training.epochs="$EPOCHS"
 done
-python benchmarks/collect.py "$OUT"/core_trm "$OUT"/core_ave --out "benchmarks/results/core_diginetica_e${EPOCHS}.json" \
+python benchmarks/collect.py "$RECORDS"/core_trm "$RECORDS"/core_ave --out "benchmarks/results/core_diginetica_e${EPOCHS}.json" \
   --command "benchmarks/core_diginetica.sh $EPOCHS $DEVICE"

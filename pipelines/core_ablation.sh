@@ -2,9 +2,12 @@
 # Ablation of core-trm-enhanced on Diginetica (seed 000): the full model, then each component
 # off in turn, against core-trm; three seeds each, compared with paired tests.
 # usage: pipelines/core_ablation.sh [EPOCHS] [DEVICE]     (defaults: 20 epochs, auto)
-# Output: benchmarks/results/core_ablation_diginetica.{json,md}, over the finished runs.
-# Re-running continues: finished runs are kept, interrupted ones resume from their last.pt.
-# SEEDS (space-separated) selects seeds; OUT, RESULTS and DATA_ROOT move runs, results and data.
+# Output: benchmarks/results/core_ablation_diginetica.{json,md}, over the recorded runs.
+# Runs train under benchmarks/runs/core_ablation/ (scratch); each finished one is recorded under
+# benchmarks/records/core_ablation_e<EPOCHS>/ (committed, see pipelines/lib.sh). Re-running
+# continues: recorded runs are kept, interrupted ones resume from their last.pt.
+# SEEDS (space-separated) selects seeds; OUT, RECORDS, RESULTS and DATA_ROOT move runs,
+# records, results and data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . pipelines/lib.sh
@@ -13,6 +16,7 @@ DEVICE=${2:-auto}
 SHARED=${SESSREC_SHARED_DATA:-../shared/data}
 SEEDS=${SEEDS:-2020 2021 2022}
 OUT=${OUT:-benchmarks/runs/core_ablation}
+RECORDS=${RECORDS:-benchmarks/records/core_ablation_e$EPOCHS}
 RESULTS=${RESULTS:-benchmarks/results}
 DATA_ROOT=${DATA_ROOT:-data}
 sessrec preprocess "$SHARED/diginetica/srgnn" --name diginetica --out-root "$DATA_ROOT"
@@ -30,10 +34,10 @@ for variant in "${VARIANTS[@]}"; do
   for seed in $SEEDS; do
     extra=()
     [ -n "$override" ] && extra=(--set "$override")
-    train_once "$OUT/$name-s$seed" --model "$model" --dataset diginetica --device "$DEVICE" --set seed="$seed" \
+    train_once "$OUT/$name-s$seed" "$RECORDS/$name-s$seed" --model "$model" --dataset diginetica --device "$DEVICE" --set seed="$seed" \
       --set data.processed_dir="$DATA_ROOT/diginetica/processed" --set training.epochs="$EPOCHS" "${extra[@]}"
   done
 done
-mapfile -t finished < <(finished_runs "$OUT")
+mapfile -t finished < <(finished_runs "$RECORDS")
 sessrec compare "${finished[@]}" --json "$RESULTS/core_ablation_diginetica.json" \
   --markdown "$RESULTS/core_ablation_diginetica.md"

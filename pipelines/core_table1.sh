@@ -4,11 +4,13 @@
 # of every variant against core-trm over per-example reciprocal ranks.
 # usage: pipelines/core_table1.sh [EPOCHS] [DEVICE]     (defaults: 20 epochs, auto)
 # Output: benchmarks/results/core_table1.{json,md} (all datasets) and
-# core_table1_<dataset>.{json,md} (every pair of models); runs under benchmarks/runs/core_table1/.
-# Re-running continues: a finished run (report.json) is kept, an interrupted one resumes from
-# its last.pt, so the table can be filled over several sessions; the tables cover finished runs.
-# DATASETS, MODELS and SEEDS (space-separated) select a part of the grid; OUT, RESULTS and
-# DATA_ROOT move the runs, the result files and the processed datasets.
+# core_table1_<dataset>.{json,md} (every pair of models). Runs train under
+# benchmarks/runs/core_table1/ (scratch); each finished one is recorded, without its checkpoints,
+# under benchmarks/records/core_table1_e<EPOCHS>/<dataset>/<model>-s<seed>/, which is committed.
+# Re-running continues: a recorded run is kept, an interrupted one resumes from its last.pt, so
+# the table fills up over several sessions; the tables cover the recorded runs.
+# DATASETS, MODELS and SEEDS (space-separated) select a part of the grid; OUT, RECORDS, RESULTS
+# and DATA_ROOT move the runs, the records, the result files and the processed datasets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . pipelines/lib.sh
@@ -19,6 +21,7 @@ DATASETS=${DATASETS:-diginetica yoochoose1_64 tmall}
 MODELS=${MODELS:-core-ave core-trm core-da core-hn core-dahn core-trm-enhanced core-trm-contrastive}
 SEEDS=${SEEDS:-2020 2021 2022}
 OUT=${OUT:-benchmarks/runs/core_table1}
+RECORDS=${RECORDS:-benchmarks/records/core_table1_e$EPOCHS}
 RESULTS=${RESULTS:-benchmarks/results}
 DATA_ROOT=${DATA_ROOT:-data}
 declare -A SOURCE=([diginetica]=diginetica/srgnn [yoochoose1_64]=yoochoose1_64/srgnn [tmall]=tmall/lessr)
@@ -28,11 +31,11 @@ for dataset in $DATASETS; do
   sessrec preprocess "$SHARED/${SOURCE[$dataset]}" --name "$dataset" --out-root "$DATA_ROOT"
   for model in $MODELS; do
     for seed in $SEEDS; do
-      train_once "$OUT/$dataset/$model-s$seed" --model "$model" --dataset "$dataset" --device "$DEVICE" \
+      train_once "$OUT/$dataset/$model-s$seed" "$RECORDS/$dataset/$model-s$seed" --model "$model" --dataset "$dataset" --device "$DEVICE" \
         --set data.processed_dir="$DATA_ROOT/$dataset/processed" --set seed="$seed" --set training.epochs="$EPOCHS"
     done
   done
-  mapfile -t finished < <(finished_runs "$OUT/$dataset")
+  mapfile -t finished < <(finished_runs "$RECORDS/$dataset")
   sessrec compare "${finished[@]}" --json "$RESULTS/core_table1_$dataset.json" --markdown "$RESULTS/core_table1_$dataset.md"
 done
 

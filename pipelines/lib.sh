@@ -1,21 +1,47 @@
-# Shared by the experiment scripts (sourced): runs that survive a stop.
+# Shared by the experiment scripts (sourced): runs that survive a stop, and records that
+# survive the machine.
+#
+# A run trains in RUN_DIR, scratch space that git ignores (its checkpoints are tens of MB).
+# Once it has finished, its plain files are copied to RECORD_DIR under benchmarks/records/,
+# which is committed; the tables are built from the records alone. So a grid that takes more
+# CPU-hours than one machine session has fills up over many sessions or machines.
+RECORD_FILES=(report.json ranks_test.npy config.yaml run.json metrics.jsonl)
 
-# train_once RUN_DIR TRAIN_ARGS...: keep a finished run (it has report.json), resume an
-# interrupted one from its last.pt, else train afresh with `sessrec train TRAIN_ARGS...`.
+# train_once RUN_DIR RECORD_DIR TRAIN_ARGS...: nothing to do if RECORD_DIR holds a finished
+# run; else keep a finished RUN_DIR (it has report.json), resume an interrupted one from its
+# last.pt, or train afresh with `sessrec train TRAIN_ARGS...`; then record it.
 train_once() {
-  local run=$1
-  shift
+  local run=$1 record=$2
+  shift 2
+  if [ -f "$record/report.json" ]; then
+    echo "$record: done"
+    return 0
+  fi
   if [ -f "$run/report.json" ]; then
-    echo "$run: done"
+    echo "$run: done, recording it"
   elif [ -f "$run/last.pt" ]; then
     sessrec train --resume "$run"
   else
     rm -rf "$run"
     sessrec train "$@" --run-dir "$run"
   fi
+  keep_record "$run" "$record"
 }
 
-# finished_runs DIR: print the run directories under DIR that have a report.json, one per line.
+# keep_record RUN_DIR RECORD_DIR: copy a finished run's plain files, all or none.
+keep_record() {
+  local run=$1 record=$2 file
+  local partial="$record.partial"
+  rm -rf "$partial"
+  mkdir -p "$partial"
+  for file in "${RECORD_FILES[@]}"; do
+    cp "$run/$file" "$partial/$file"
+  done
+  rm -rf "$record"
+  mv "$partial" "$record"
+}
+
+# finished_runs DIR: print the run or record directories under DIR that have a report.json.
 finished_runs() {
   local report
   for report in "$1"/*/report.json; do

@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,7 @@ def run_pipeline(script: str, shared: Path, out: Path, **env: str) -> subprocess
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # this venv's sessrec
         "SESSREC_SHARED_DATA": str(shared),
         "OUT": str(out / "runs"),
+        "RECORDS": str(out / "records"),
         "RESULTS": str(out / "results"),
         "DATA_ROOT": str(out / "data"),
         "OMP_NUM_THREADS": "1",
@@ -57,15 +59,23 @@ def run_pipeline(script: str, shared: Path, out: Path, **env: str) -> subprocess
 
 def test_table1_trains_continues_and_merges(shared: Path, tmp_path: Path) -> None:
     run_pipeline("core_table1.sh", shared, tmp_path, DATASETS="diginetica", MODELS="core-ave core-trm core-hn", SEEDS="1 2")
-    runs = tmp_path / "runs" / "diginetica"
-    finished = sorted(path.parent.name for path in runs.glob("*/report.json"))
+    records = tmp_path / "records" / "diginetica"
+    finished = sorted(path.parent.name for path in records.glob("*/report.json"))
     assert finished == ["core-ave-s1", "core-ave-s2", "core-hn-s1", "core-hn-s2", "core-trm-s1", "core-trm-s2"]
+    # A record is what can be committed: plain files, no checkpoints.
+    assert sorted(path.name for path in (records / "core-ave-s1").iterdir()) == [
+        "config.yaml", "metrics.jsonl", "ranks_test.npy", "report.json", "run.json"
+    ]
 
-    # A later call with a wider grid trains only what is missing, then rebuilds the tables.
-    kept = {name: (runs / name / "report.json").stat().st_mtime_ns for name in finished}
-    run_pipeline("core_table1.sh", shared, tmp_path, DATASETS="diginetica", MODELS="core-ave core-trm core-hn", SEEDS="1 2 3")
-    assert {name: (runs / name / "report.json").stat().st_mtime_ns for name in finished} == kept
-    assert len(list(runs.glob("*/report.json"))) == 9
+    # On a new machine only the records are there; a later call with a wider grid trains only
+    # what is missing, then rebuilds the tables from the records.
+    shutil.rmtree(tmp_path / "runs")
+    kept = {name: (records / name / "report.json").stat().st_mtime_ns for name in finished}
+    result = run_pipeline("core_table1.sh", shared, tmp_path, DATASETS="diginetica", MODELS="core-ave core-trm core-hn", SEEDS="1 2 3")
+    assert result.stdout.count(": done") == 6
+    assert {name: (records / name / "report.json").stat().st_mtime_ns for name in finished} == kept
+    assert len(list(records.glob("*/report.json"))) == 9
+    assert sorted(path.name for path in (tmp_path / "runs" / "diginetica").iterdir()) == ["core-ave-s3", "core-hn-s3", "core-trm-s3"]
 
     table = json.loads((tmp_path / "results" / "core_table1.json").read_text())
     assert table["baseline"] == "core-trm" and list(table["datasets"]) == ["diginetica"]
@@ -93,11 +103,14 @@ def test_table1_trains_continues_and_merges(shared: Path, tmp_path: Path) -> Non
 def test_table1_resumes_an_interrupted_run(shared: Path, tmp_path: Path) -> None:
     run_pipeline("core_table1.sh", shared, tmp_path, DATASETS="diginetica", MODELS="core-ave", SEEDS="1")
     run = tmp_path / "runs" / "diginetica" / "core-ave-s1"
-    report = json.loads((run / "report.json").read_text())
-    (run / "report.json").unlink()  # as if stopped after its last epoch, before the test evaluation
+    record = tmp_path / "records" / "diginetica" / "core-ave-s1"
+    report = json.loads((record / "report.json").read_text())
+    # As if stopped after its last epoch, before the test evaluation, so never recorded.
+    shutil.rmtree(record)
+    (run / "report.json").unlink()
     result = run_pipeline("core_table1.sh", shared, tmp_path, DATASETS="diginetica", MODELS="core-ave", SEEDS="1")
     assert "resuming after epoch 1/1" in result.stdout
-    assert json.loads((run / "report.json").read_text())["test_metrics"] == report["test_metrics"]
+    assert json.loads((record / "report.json").read_text())["test_metrics"] == report["test_metrics"]
 
 
 def test_ablation_compares_every_variant(shared: Path, tmp_path: Path) -> None:
