@@ -11,6 +11,9 @@
 # the table fills up over several sessions; the tables cover the recorded runs.
 # DATASETS, MODELS and SEEDS (space-separated) select a part of the grid; OUT, RECORDS, RESULTS
 # and DATA_ROOT move the runs, the records, the result files and the processed datasets.
+# COMPILED lists the models trained with training.compile, where it was measured to be faster
+# (benchmarks/results/speed_core_cpu.json); it changes speed only, and `sessrec compare` groups
+# compiled and eager seeds of a model together.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . pipelines/lib.sh
@@ -20,6 +23,7 @@ SHARED=${SESSREC_SHARED_DATA:-../shared/data}
 DATASETS=${DATASETS:-diginetica yoochoose1_64 tmall}
 MODELS=${MODELS:-core-ave core-trm core-da core-hn core-dahn core-trm-enhanced core-trm-contrastive}
 SEEDS=${SEEDS:-2020 2021 2022}
+COMPILED=${COMPILED:-core-ave core-trm}
 OUT=${OUT:-benchmarks/runs/core_table1}
 RECORDS=${RECORDS:-benchmarks/records/core_table1_e$EPOCHS}
 RESULTS=${RESULTS:-benchmarks/results}
@@ -30,9 +34,12 @@ for dataset in $DATASETS; do
   [ -n "${SOURCE[$dataset]:-}" ] || { echo "unknown dataset $dataset: expected one of ${!SOURCE[*]}" >&2; exit 2; }
   sessrec preprocess "$SHARED/${SOURCE[$dataset]}" --name "$dataset" --out-root "$DATA_ROOT"
   for model in $MODELS; do
+    compile=false
+    [[ " $COMPILED " == *" $model "* ]] && compile=true
     for seed in $SEEDS; do
       train_once "$OUT/$dataset/$model-s$seed" "$RECORDS/$dataset/$model-s$seed" --model "$model" --dataset "$dataset" --device "$DEVICE" \
-        --set data.processed_dir="$DATA_ROOT/$dataset/processed" --set seed="$seed" --set training.epochs="$EPOCHS"
+        --set data.processed_dir="$DATA_ROOT/$dataset/processed" --set seed="$seed" --set training.epochs="$EPOCHS" \
+        --set training.compile="$compile"
     done
   done
   mapfile -t finished < <(finished_runs "$RECORDS/$dataset")

@@ -18,14 +18,16 @@ from sessrec_cli.io import write_bytes_atomic, write_json_atomic
 N_TEST = 400
 
 
-def fake_run(root: Path, name: str, model: str, seed: int, ranks: np.ndarray, manifest: str = "m1", lr: float = 1e-3) -> Path:
+def fake_run(
+    root: Path, name: str, model: str, seed: int, ranks: np.ndarray, manifest: str = "m1", lr: float = 1e-3, execution: dict | None = None
+) -> Path:
     """A run directory as `sessrec train` leaves it, as far as `compare` reads it."""
     run_dir = root / name
     config = {
         "seed": seed,
         "data": {"dataset": "sample", "processed_dir": f"/data/{name}", "max_len": 50},
         "model": {"name": model, "embedding_size": 100},
-        "training": {"lr": lr, "epochs": 3},
+        "training": {"lr": lr, "epochs": 3, **(execution or {})},
     }
     report = {
         "model": model, "dataset": "sample", "seed": seed, "config": config, "data_manifest_hash": manifest,
@@ -100,6 +102,18 @@ def test_groups_of_one_model_are_labelled_by_what_differs(tmp_path):
     result = compare_runs(expand_runs([str(tmp_path / "lr*")]))
     assert sorted(g["label"] for g in result["groups"]) == ["core-ave (training.lr=0.0001)", "core-ave (training.lr=0.001)"]
     assert all(len(g["runs"]) == 2 for g in result["groups"])
+
+
+def test_how_a_run_was_executed_does_not_split_a_group(tmp_path):
+    executions = [
+        {"device": "cpu", "compile": False, "eval_batch_size": 4096, "log_every": 20, "amp": False},
+        {"device": "cuda", "compile": True, "eval_batch_size": 65536, "log_every": 100, "amp": False},
+    ]
+    for seed, execution in enumerate(executions):
+        fake_run(tmp_path, f"trm-s{seed}", "core-trm", seed, _ranks(seed, 9.0), execution=execution)
+    fake_run(tmp_path, "trm-amp", "core-trm", 2, _ranks(2, 9.0), execution={**executions[0], "amp": True})  # amp changes the numbers
+    result = compare_runs(expand_runs([str(tmp_path / "trm-*")]))
+    assert sorted((g["label"], len(g["runs"])) for g in result["groups"]) == [("core-trm (training.amp=False)", 2), ("core-trm (training.amp=True)", 1)]
 
 
 def test_cli_writes_table_markdown_json_and_plot(tmp_path, two_models, run_cli):

@@ -50,6 +50,7 @@ def run_pipeline(script: str, shared: Path, out: Path, **env: str) -> subprocess
         "RESULTS": str(out / "results"),
         "DATA_ROOT": str(out / "data"),
         "OMP_NUM_THREADS": "1",
+        "COMPILED": "",  # torch.compile's start-up would dominate these tiny runs; tests/test_compile.py covers it
         **env,
     }
     result = subprocess.run(["bash", str(REPO / "pipelines" / script), "1", "cpu"], env=environment, capture_output=True, text=True)

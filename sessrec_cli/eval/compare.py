@@ -98,11 +98,20 @@ def check_same_test_set(runs: list[Run]) -> None:
 # --- grouping ---------------------------------------------------------------------------------
 
 
+# How a run was executed, not what it computes: the device, torch.compile (equal to eager,
+# tested), the evaluation batch size (metrics do not depend on it, tested) and the progress
+# bar's sync interval. Seeds of one experiment run eager on a CPU and compiled on a GPU still
+# form one group.
+EXECUTION_SETTINGS = ("device", "compile", "eval_batch_size", "log_every")
+
+
 def _settings(config: dict) -> dict:
-    """The config that defines an experiment: without the seed, and without where the data
-    files lie (that the data are the same is checked by the manifest hash)."""
+    """The config that defines an experiment: without the seed, without where the data files
+    lie (that the data are the same is checked by the manifest hash) and without
+    `EXECUTION_SETTINGS`."""
     settings = {key: value for key, value in config.items() if key != "seed"}
     settings["data"] = {key: value for key, value in config.get("data", {}).items() if key != "processed_dir"}
+    settings["training"] = {key: value for key, value in config.get("training", {}).items() if key not in EXECUTION_SETTINGS}
     return settings
 
 
