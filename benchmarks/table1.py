@@ -2,10 +2,11 @@
 over seeds) per model and dataset, and each model's paired test against a baseline model.
 
 usage: python benchmarks/table1.py COMPARE.json [...] --baseline core-trm --json OUT.json
-           --markdown OUT.md --command "..."
+           --markdown OUT.md --command "..." [--datasets ... --models ... --seeds ...]
 Each input is `sessrec compare --json` of one dataset's runs (core_table1_<dataset>.json).
 The published column is seed 001's Table 1 (one run, seed 2020, CORE's own splits): a
-reference point, not the same experiment.
+reference point, not the same experiment. With the planned grid (--datasets, --models,
+--seeds), the table also lists what has not run yet, so a partly filled grid says so.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def dataset_rows(compare: dict, baseline: str) -> list[dict]:
         rows.append(
             {
                 "model": label,
+                "name": group["model"],
                 "seeds": group["seeds"],
                 "recall@20": {"mean": _percent(recall["mean"]), "std": _percent(recall["std"])},
                 "mrr@20": {"mean": _percent(mrr["mean"]), "std": _percent(mrr["std"])},
@@ -68,6 +70,13 @@ def dataset_rows(compare: dict, baseline: str) -> list[dict]:
     return rows
 
 
+def coverage(datasets: dict, planned: list[str], models: list[str], seeds: list[int]) -> dict:
+    """Which runs of the planned grid are recorded, by dataset/model-sSEED."""
+    wanted = [f"{d}/{m}-s{s}" for d in planned for m in models for s in seeds]
+    done = {f"{d}/{row['name']}-s{s}" for d, entry in datasets.items() for row in entry["rows"] for s in row["seeds"]}
+    return {"planned": len(wanted), "recorded": sum(run in done for run in wanted), "missing": [run for run in wanted if run not in done]}
+
+
 def to_markdown(table: dict) -> str:
     baseline = table["baseline"]
     lines = [
@@ -76,6 +85,12 @@ def to_markdown(table: dict) -> str:
         "(one run, CORE's own splits).",
         "",
     ]
+    grid = table.get("coverage")
+    if grid is not None:
+        lines += [f"Recorded {grid['recorded']} of the {grid['planned']} planned runs; the others are listed under `coverage.missing` in the JSON.", ""]
+    for name in table.get("planned_datasets", []):
+        if name not in table["datasets"]:
+            lines += [f"**{name}**: no run recorded yet", ""]
     for name, entry in table["datasets"].items():
         lines += [
             f"**{name}** ({entry['test_examples']:,} test examples)",
@@ -90,6 +105,11 @@ def to_markdown(table: dict) -> str:
             lines.append(
                 f"| {row['model']} | {len(row['seeds'])} | {_cell(row['recall@20'])} | {_cell(row['mrr@20'])} | {delta} | {p} | {'' if published is None else '%.2f / %.2f' % published} |"
             )
+        recorded = {row["name"] for row in entry["rows"]}
+        for model in table.get("planned_models", []):
+            if model not in recorded:
+                published = PUBLISHED.get(name, {}).get(model)
+                lines.append(f"| {model} | 0 | not run yet | | | | {'' if published is None else '%.2f / %.2f' % published} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -101,6 +121,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--markdown", type=Path, required=True)
     parser.add_argument("--command", required=True)
+    parser.add_argument("--datasets", nargs="*", default=None, help="the planned grid's datasets")
+    parser.add_argument("--models", nargs="*", default=None, help="the planned grid's models")
+    parser.add_argument("--seeds", nargs="*", type=int, default=None, help="the planned grid's seeds")
     args = parser.parse_args()
     datasets = {}
     for path in args.compares:
@@ -110,6 +133,9 @@ def main() -> None:
         name = path.stem.removeprefix("core_table1_")
         datasets[name] = {"source": str(path), "test_examples": compare["test_examples"], "rows": dataset_rows(compare, args.baseline)}
     table = {"command": args.command, "machine": machine(), "baseline": args.baseline, "datasets": datasets}
+    if args.datasets and args.models and args.seeds:
+        table["planned_datasets"], table["planned_models"] = args.datasets, args.models
+        table["coverage"] = coverage(datasets, args.datasets, args.models, args.seeds)
     write_json_atomic(args.json, table)
     write_text_atomic(args.markdown, to_markdown(table))
     print(to_markdown(table))

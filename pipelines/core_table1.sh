@@ -20,9 +20,13 @@ cd "$(dirname "$0")/.."
 EPOCHS=${1:-20}
 DEVICE=${2:-auto}
 SHARED=${SESSREC_SHARED_DATA:-../shared/data}
-DATASETS=${DATASETS:-diginetica yoochoose1_64 tmall}
-MODELS=${MODELS:-core-ave core-trm core-da core-hn core-dahn core-trm-enhanced core-trm-contrastive}
-SEEDS=${SEEDS:-2020 2021 2022}
+# The planned grid; the merged table says which of its runs are recorded.
+GRID_DATASETS="diginetica yoochoose1_64 tmall"
+GRID_MODELS="core-ave core-trm core-da core-hn core-dahn core-trm-enhanced core-trm-contrastive"
+GRID_SEEDS="2020 2021 2022"
+DATASETS=${DATASETS:-$GRID_DATASETS}
+MODELS=${MODELS:-$GRID_MODELS}
+SEEDS=${SEEDS:-$GRID_SEEDS}
 COMPILED=${COMPILED:-core-ave core-trm}
 OUT=${OUT:-benchmarks/runs/core_table1}
 RECORDS=${RECORDS:-benchmarks/records/core_table1_e$EPOCHS}
@@ -48,8 +52,9 @@ done
 
 # The merged table holds every dataset compared so far, by this call or an earlier one.
 tables=()
-for dataset in diginetica yoochoose1_64 tmall; do
+for dataset in $GRID_DATASETS; do
   [ -f "$RESULTS/core_table1_$dataset.json" ] && tables+=("$RESULTS/core_table1_$dataset.json")
 done
 python benchmarks/table1.py "${tables[@]}" --baseline core-trm --json "$RESULTS/core_table1.json" \
-  --markdown "$RESULTS/core_table1.md" --command "pipelines/core_table1.sh $EPOCHS $DEVICE"
+  --markdown "$RESULTS/core_table1.md" --command "pipelines/core_table1.sh $EPOCHS $DEVICE" \
+  --datasets $GRID_DATASETS --models $GRID_MODELS --seeds $GRID_SEEDS

@@ -59,12 +59,12 @@ def run_pipeline(script: str, shared: Path, out: Path, **env: str) -> subprocess
 
 
 def test_table1_trains_continues_and_merges(shared: Path, tmp_path: Path) -> None:
-    run_pipeline("core_table1.sh", shared, tmp_path, DATASETS="diginetica", MODELS="core-ave core-trm core-hn", SEEDS="1 2")
+    run_pipeline("core_table1.sh", shared, tmp_path, DATASETS="diginetica", MODELS="core-ave core-trm core-hn", SEEDS="2020 2021")
     records = tmp_path / "records" / "diginetica"
     finished = sorted(path.parent.name for path in records.glob("*/report.json"))
-    assert finished == ["core-ave-s1", "core-ave-s2", "core-hn-s1", "core-hn-s2", "core-trm-s1", "core-trm-s2"]
+    assert finished == ["core-ave-s2020", "core-ave-s2021", "core-hn-s2020", "core-hn-s2021", "core-trm-s2020", "core-trm-s2021"]
     # A record is what can be committed: plain files, no checkpoints.
-    assert sorted(path.name for path in (records / "core-ave-s1").iterdir()) == [
+    assert sorted(path.name for path in (records / "core-ave-s2020").iterdir()) == [
         "config.yaml", "metrics.jsonl", "ranks_test.npy", "report.json", "run.json"
     ]
 
@@ -72,11 +72,11 @@ def test_table1_trains_continues_and_merges(shared: Path, tmp_path: Path) -> Non
     # what is missing, then rebuilds the tables from the records.
     shutil.rmtree(tmp_path / "runs")
     kept = {name: (records / name / "report.json").stat().st_mtime_ns for name in finished}
-    result = run_pipeline("core_table1.sh", shared, tmp_path, DATASETS="diginetica", MODELS="core-ave core-trm core-hn", SEEDS="1 2 3")
+    result = run_pipeline("core_table1.sh", shared, tmp_path, DATASETS="diginetica", MODELS="core-ave core-trm core-hn", SEEDS="2020 2021 2022")
     assert result.stdout.count(": done") == 6
     assert {name: (records / name / "report.json").stat().st_mtime_ns for name in finished} == kept
     assert len(list(records.glob("*/report.json"))) == 9
-    assert sorted(path.name for path in (tmp_path / "runs" / "diginetica").iterdir()) == ["core-ave-s3", "core-hn-s3", "core-trm-s3"]
+    assert sorted(path.name for path in (tmp_path / "runs" / "diginetica").iterdir()) == ["core-ave-s2022", "core-hn-s2022", "core-trm-s2022"]
 
     table = json.loads((tmp_path / "results" / "core_table1.json").read_text())
     assert table["baseline"] == "core-trm" and list(table["datasets"]) == ["diginetica"]
@@ -84,7 +84,7 @@ def test_table1_trains_continues_and_merges(shared: Path, tmp_path: Path) -> Non
     assert entry["test_examples"] == 80
     rows = {row["model"]: row for row in entry["rows"]}
     assert set(rows) == {"core-ave", "core-trm", "core-hn"}
-    assert all(row["seeds"] == [1, 2, 3] for row in rows.values())
+    assert all(row["seeds"] == [2020, 2021, 2022] for row in rows.values())
     assert rows["core-trm"]["vs_core-trm"] is None
     per_dataset = json.loads((tmp_path / "results" / "core_table1_diginetica.json").read_text())
     ave = {g["label"]: g for g in per_dataset["groups"]}["core-ave"]
@@ -99,17 +99,22 @@ def test_table1_trains_continues_and_merges(shared: Path, tmp_path: Path) -> Non
 
     markdown = (tmp_path / "results" / "core_table1.md").read_text()
     assert "| core-hn | 3 |" in markdown and "52.52 / 18.46" in markdown  # seed 001's published CORE-HN row
+    # What the planned grid (7 models x 3 datasets x seeds 2020-2022) still lacks is said, not hidden.
+    assert table["coverage"]["planned"] == 63 and table["coverage"]["recorded"] == 9
+    assert "diginetica/core-da-s2020" in table["coverage"]["missing"]
+    assert "| core-da | 0 | not run yet | | | | 52.90 / 18.66 |" in markdown
+    assert "**tmall**: no run recorded yet" in markdown
 
 
 def test_table1_resumes_an_interrupted_run(shared: Path, tmp_path: Path) -> None:
-    run_pipeline("core_table1.sh", shared, tmp_path, DATASETS="diginetica", MODELS="core-ave", SEEDS="1")
-    run = tmp_path / "runs" / "diginetica" / "core-ave-s1"
-    record = tmp_path / "records" / "diginetica" / "core-ave-s1"
+    run_pipeline("core_table1.sh", shared, tmp_path, DATASETS="diginetica", MODELS="core-ave", SEEDS="2020")
+    run = tmp_path / "runs" / "diginetica" / "core-ave-s2020"
+    record = tmp_path / "records" / "diginetica" / "core-ave-s2020"
     report = json.loads((record / "report.json").read_text())
     # As if stopped after its last epoch, before the test evaluation, so never recorded.
     shutil.rmtree(record)
     (run / "report.json").unlink()
-    result = run_pipeline("core_table1.sh", shared, tmp_path, DATASETS="diginetica", MODELS="core-ave", SEEDS="1")
+    result = run_pipeline("core_table1.sh", shared, tmp_path, DATASETS="diginetica", MODELS="core-ave", SEEDS="2020")
     assert "resuming after epoch 1/1" in result.stdout
     assert json.loads((record / "report.json").read_text())["test_metrics"] == report["test_metrics"]
 

@@ -1,10 +1,16 @@
-"""Time RecBole 1.2.1's CORE on atomic files written by export_atomic.py (runs in RecBole's venv).
+"""Time or train RecBole 1.2.1's CORE on atomic files written by export_atomic.py (runs in RecBole's venv).
 
 Times (wall and CPU seconds) `--batches` warm training batches after `--warmup` untimed ones (RecBole's own dataloader,
 loss, backward and Adam step, as in its trainer), then one full-ranking test evaluation with
 RecBole's evaluator; with `--epochs N` it trains N whole epochs instead and reports validation
-metrics per epoch. Writes one JSON object.
+metrics per epoch. With `--fit` RecBole's own `Trainer.fit` runs the protocol (up to --epochs
+epochs, early stopping on valid MRR@20 with stopping_step 5), the test split is evaluated with
+its best checkpoint, and `--ranks` saves each test example's target rank in the order of
+export_atomic's lines, counted as sessrec counts (every item scoring at least as high as the
+target; padding never ranked), so that `sessrec`-side code can pair the two toolkits per example.
+Writes one JSON object.
 usage: python run_core.py DATA_DIR NAME {trm,ave} OUT_JSON [--batches 20] [--warmup 2] [--epochs 0] [--device cpu]
+           [--batch-size 2048] [--fit --seed 2020 --ranks RANKS.npy]
 """
 
 import argparse
@@ -12,6 +18,7 @@ import json
 import resource
 import time
 
+import numpy as np
 import torch
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
@@ -28,6 +35,10 @@ parser.add_argument("--batches", type=int, default=20)
 parser.add_argument("--warmup", type=int, default=2)
 parser.add_argument("--epochs", type=int, default=0)
 parser.add_argument("--device", default="cpu")
+parser.add_argument("--batch-size", type=int, default=2048)
+parser.add_argument("--fit", action="store_true")
+parser.add_argument("--seed", type=int, default=2020)
+parser.add_argument("--ranks")
 args = parser.parse_args()
 
 # CORE's published hyperparameters, the same as sessrec's CoreTrmConfig/CoreAveConfig defaults.
@@ -39,8 +50,8 @@ config = Config(
         "USER_ID_FIELD": "session_id", "ITEM_ID_FIELD": "item_id", "load_col": None,
         "alias_of_item_id": ["item_id_list"], "MAX_ITEM_LIST_LENGTH": 50,
         "topk": [20], "metrics": ["Recall", "MRR"], "valid_metric": "MRR@20",
-        "train_batch_size": 2048, "eval_batch_size": 2048, "learning_rate": 0.001,
-        "epochs": max(args.epochs, 1), "stopping_step": 5, "seed": 2020, "reproducibility": True,
+        "train_batch_size": args.batch_size, "eval_batch_size": 2048, "learning_rate": 0.001,
+        "epochs": max(args.epochs, 1), "stopping_step": 5, "seed": args.seed, "reproducibility": True,
         "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "TO", "mode": "full"},
         "train_neg_sample_args": None, "loss_type": "CE",
         "embedding_size": 100, "inner_size": 256, "n_layers": 2, "n_heads": 2,
@@ -61,8 +72,22 @@ result = {
     "data_preparation_seconds": round(time.perf_counter() - started, 2),
     "versions": {"torch": torch.__version__, "recbole": __import__("recbole").__version__},
 }
+
+
+class BestInMemory(Trainer):
+    """RecBole's trainer, keeping the best epoch's weights in memory: its own checkpoint file
+    pickles a Config object, which torch.load(weights_only=True) rightly refuses to read."""
+
+    best_state: dict | None = None
+    best_epoch: int | None = None
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        self.best_state = {name: value.detach().clone() for name, value in self.model.state_dict().items()}
+        self.best_epoch = epoch
+
+
 model = CORE(config, train.dataset).to(config["device"])
-trainer = Trainer(config, model)
+trainer = BestInMemory(config, model)
 
 
 def sync() -> None:
@@ -70,7 +95,30 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-if args.epochs:
+def test_ranks() -> np.ndarray:
+    """Each test example's target rank under the loaded model, indexed by export_atomic's line number."""
+    model.eval()
+    tokens = dataset.field2id_token["session_id"]
+    ranks = np.zeros(len(test.dataset), dtype=np.int64)
+    with torch.no_grad():
+        for batch in test:
+            interaction = batch[0].to(config["device"])
+            scores = model.full_sort_predict(interaction).view(len(interaction), -1)
+            scores[:, 0] = -float("inf")  # padding
+            target = scores.gather(1, interaction["item_id"].unsqueeze(1))
+            rank = (scores >= target).sum(1)
+            ranks[[int(tokens[i]) for i in interaction["session_id"].tolist()]] = rank.cpu().numpy()
+    return ranks
+
+
+if args.fit:
+    started = time.perf_counter()
+    _, best_valid = trainer.fit(train, valid, saved=True, show_progress=False)
+    result["fit_seconds"] = round(time.perf_counter() - started, 1)
+    result["best_epoch"] = trainer.best_epoch
+    result["best_valid"] = {k: float(v) for k, v in best_valid.items()}
+    model.load_state_dict(trainer.best_state)
+elif args.epochs:
     result["epochs"] = []
     for epoch in range(args.epochs):
         started = time.perf_counter()
@@ -110,6 +158,8 @@ scores = trainer.evaluate(test, load_best_model=False, show_progress=False)
 sync()
 result["test_eval_seconds"] = round(time.perf_counter() - started, 2)
 result["test"] = {k: float(v) for k, v in scores.items()}
+if args.ranks:
+    np.save(args.ranks, test_ranks())
 result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 with open(args.out, "w") as handle:
     json.dump(result, handle, indent=2)

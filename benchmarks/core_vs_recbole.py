@@ -1,0 +1,144 @@
+"""CORE trained to the end by sessrec and by RecBole 1.2.1 on the identical split, several seeds
+each: is sessrec's model the same model, within seed-to-seed noise?
+
+Both toolkits train on the same examples (benchmarks/recbole/export_atomic.py), with the same
+hyperparameters, up to --epochs epochs with early stopping on valid MRR@20, and test the best
+epoch's weights. RecBole's side is its own `Trainer.fit`, whose stopping_step 5 stops after six
+epochs without a strictly better value where sessrec's patience 5 stops after five. Each test example's
+target rank is counted the same way for both (benchmarks/recbole/run_core.py --ranks), so the
+metrics come from one function (`sessrec_cli.eval.metrics`) and the toolkits are paired per
+example, as `sessrec compare` pairs models: per-example reciprocal rank and hit@20, averaged over
+seeds, paired t-test and Wilcoxon test. A per-seed Welch t-test on the test MRR@20 is beside it.
+
+usage: python benchmarks/core_vs_recbole.py [--processed data/sample/processed] [--name sample]
+           [--model trm] [--seeds 2020 2021 2022] [--epochs 20] [--batch-size 256] [--device cpu]
+           [--recbole-venv benchmarks/.recbole-venv] [--out benchmarks/results/core_vs_recbole_sample.json]
+Needs `sessrec preprocess` of the dataset and `benchmarks/recbole/setup.sh` first. Finished
+runs are kept under benchmarks/runs/core_vs_recbole/<name>/<settings>/ and not trained again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from collect import machine
+from scipy import stats
+
+from sessrec_cli.eval.compare import paired_tests, per_example
+from sessrec_cli.eval.metrics import compute_metrics
+from sessrec_cli.io import write_json_atomic
+
+HERE = Path(__file__).resolve().parent
+TOPK = [5, 10, 20]
+
+
+def sessrec_ranks(args: argparse.Namespace, seed: int, runs: Path) -> tuple[np.ndarray, dict]:
+    run = runs / f"sessrec-s{seed}"
+    if not (run / "report.json").is_file():
+        subprocess.run(
+            [
+                "sessrec", "train", "--model", f"core-{args.model}", "--dataset", args.name, "--device", args.device,
+                "--set", f"data.processed_dir={args.processed}", "--set", f"seed={seed}",
+                "--set", f"training.epochs={args.epochs}", "--set", f"training.batch_size={args.batch_size}",
+                "--run-dir", str(run),
+            ],
+            check=True,
+        )
+    report = json.loads((run / "report.json").read_text())
+    summary = {"best_epoch": report["best_epoch"], "epochs_run": report["epochs_run"], "epoch_seconds": report["timings"]["epoch_seconds"]}
+    return np.load(run / "ranks_test.npy", allow_pickle=False), summary
+
+
+def recbole_ranks(args: argparse.Namespace, seed: int, runs: Path, atomic: Path) -> tuple[np.ndarray, dict]:
+    out, ranks = runs / f"recbole-s{seed}.json", runs / f"recbole-s{seed}.npy"
+    if not out.is_file():
+        subprocess.run(
+            [
+                str(args.recbole_venv / "bin" / "python"), str(HERE / "recbole" / "run_core.py"), str(atomic), args.name, args.model,
+                str(out), "--fit", "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--seed", str(seed),
+                "--device", args.device, "--ranks", str(ranks),
+            ],
+            check=True,
+            cwd=runs,  # RecBole writes its log_tensorboard/ folder into the working directory
+        )
+    result = json.loads(out.read_text())
+    summary = {
+        "best_epoch": result["best_epoch"], "fit_seconds": result["fit_seconds"],
+        "recbole_evaluator": {"recall@20": result["test"]["recall@20"], "mrr@20": result["test"]["mrr@20"]},
+    }
+    return np.load(ranks, allow_pickle=False), summary
+
+
+def toolkit_summary(ranks: list[np.ndarray], runs: list[dict], seeds: list[int]) -> dict:
+    per_seed = [compute_metrics(r, TOPK) for r in ranks]
+    return {
+        "runs": [{"seed": seed, "test_metrics": metrics, **run} for seed, metrics, run in zip(seeds, per_seed, runs)],
+        "metrics": {
+            name: {"mean": float(np.mean([m[name] for m in per_seed])), "std": float(np.std([m[name] for m in per_seed], ddof=1)) if len(per_seed) > 1 else None}
+            for name in per_seed[0]
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processed", type=Path, default=Path("data/sample/processed"))
+    parser.add_argument("--name", default="sample")
+    parser.add_argument("--model", choices=["trm", "ave"], default="trm")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[2020, 2021, 2022])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--recbole-venv", type=Path, default=HERE / ".recbole-venv")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if not (args.processed / "manifest.json").is_file():
+        sys.exit(f"{args.processed}: no processed dataset; run `sessrec preprocess` first")
+    if not (args.recbole_venv / "bin" / "python").is_file():
+        sys.exit(f"{args.recbole_venv}: no RecBole venv; run benchmarks/recbole/setup.sh first")
+    out = args.out or HERE / "results" / f"core_vs_recbole_{args.name}.json"
+    runs = HERE / "runs" / "core_vs_recbole" / args.name / f"{args.model}-e{args.epochs}-b{args.batch_size}-{args.device}"
+    runs.mkdir(parents=True, exist_ok=True)
+    atomic = runs / "atomic"
+    if not (atomic / args.name / f"{args.name}.test.inter").is_file():
+        subprocess.run([sys.executable, str(HERE / "recbole" / "export_atomic.py"), str(args.processed), str(atomic), args.name], check=True)
+
+    sessrec = [sessrec_ranks(args, seed, runs) for seed in args.seeds]
+    recbole = [recbole_ranks(args, seed, runs, atomic) for seed in args.seeds]
+    result = {
+        "command": " ".join(["python", "benchmarks/core_vs_recbole.py", *sys.argv[1:]]),
+        "machine": machine(),
+        "dataset": args.name,
+        "model": f"core-{args.model}",
+        "protocol": {"epochs": args.epochs, "patience": 5, "batch_size": args.batch_size, "valid_metric": "mrr@20", "device": args.device},
+        "test_examples": len(sessrec[0][0]),
+        "sessrec": toolkit_summary([r for r, _ in sessrec], [s for _, s in sessrec], args.seeds),
+        "recbole": toolkit_summary([r for r, _ in recbole], [s for _, s in recbole], args.seeds),
+    }
+    measures = {name: [per_example(r, 20) for r, _ in side] for name, side in (("sessrec", sessrec), ("recbole", recbole))}
+    result["paired_per_example"] = {
+        measure: paired_tests(*(np.mean([m[measure] for m in measures[name]], axis=0) for name in ("sessrec", "recbole")))
+        for measure in ("mrr@20", "hit@20")
+    }
+    if len(args.seeds) > 1:
+        per_seed = {name: [run["test_metrics"]["mrr@20"] for run in result[name]["runs"]] for name in ("sessrec", "recbole")}
+        welch = stats.ttest_ind(per_seed["sessrec"], per_seed["recbole"], equal_var=False)
+        result["welch_per_seed_mrr@20"] = {"t_statistic": float(welch.statistic), "pvalue": float(welch.pvalue)}
+    write_json_atomic(out, result)
+    for name in ("sessrec", "recbole"):
+        print(f"{name:>8}: " + "   ".join(f"{metric} {_cell(result[name]['metrics'][metric])}" for metric in ("recall@20", "mrr@20")))
+    test = result["paired_per_example"]["mrr@20"]
+    print(f"paired MRR@20 difference {100 * test['mean_difference']:+.2f} (t-test p {test['t_pvalue']:.3g}, Wilcoxon p {test['wilcoxon_pvalue']:.3g}) -> {out}")
+
+
+def _cell(stat: dict) -> str:
+    return f"{100 * stat['mean']:.2f}" + ("" if stat["std"] is None else f" ± {100 * stat['std']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
