@@ -98,18 +98,18 @@ def to_markdown(table: dict) -> str:
             "| model | n | Recall@20 | MRR@20 | ΔMRR@20 vs " + baseline + " | p | published |",
             "|---|---|---|---|---|---|---|",
         ]
-        for row in entry["rows"]:
-            test = (row[f"vs_{baseline}"] or {}).get("mrr@20")
-            delta, p = ("", "") if test is None else (f"{test['difference']:+.2f}", f"{test['t_pvalue']:.3g} ({test['wilcoxon_pvalue']:.3g})")
-            published = PUBLISHED.get(name, {}).get(row["model"])
-            lines.append(
-                f"| {row['model']} | {len(row['seeds'])} | {_cell(row['recall@20'])} | {_cell(row['mrr@20'])} | {delta} | {p} | {'' if published is None else '%.2f / %.2f' % published} |"
-            )
-        recorded = {row["name"] for row in entry["rows"]}
-        for model in table.get("planned_models", []):
-            if model not in recorded:
-                published = PUBLISHED.get(name, {}).get(model)
-                lines.append(f"| {model} | 0 | not run yet | | | | {'' if published is None else '%.2f / %.2f' % published} |")
+        planned = table.get("planned_models", [])
+        by_model = {model: [row for row in entry["rows"] if row["name"] == model] for model in planned}
+        unplanned = [row for row in entry["rows"] if row["name"] not in by_model]
+        for model, rows in [*by_model.items(), *((row["name"], [row]) for row in unplanned)]:
+            published = PUBLISHED.get(name, {}).get(model)
+            published = "" if published is None else "%.2f / %.2f" % published
+            if not rows:
+                lines.append(f"| {model} | 0 | not run yet | | | | {published} |")
+            for row in rows:
+                test = (row[f"vs_{baseline}"] or {}).get("mrr@20")
+                delta, p = ("", "") if test is None else (f"{test['difference']:+.2f}", f"{test['t_pvalue']:.3g} ({test['wilcoxon_pvalue']:.3g})")
+                lines.append(f"| {row['model']} | {len(row['seeds'])} | {_cell(row['recall@20'])} | {_cell(row['mrr@20'])} | {delta} | {p} | {published} |")
         lines.append("")
     return "\n".join(lines)
 
