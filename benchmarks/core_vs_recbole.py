@@ -4,7 +4,8 @@ each: is sessrec's model the same model, within seed-to-seed noise?
 Both toolkits train on the same examples (benchmarks/recbole/export_atomic.py), with the same
 hyperparameters, up to --epochs epochs with early stopping on valid MRR@20, and test the best
 epoch's weights. RecBole's side is its own `Trainer.fit`, whose stopping_step 5 stops after six
-epochs without a strictly better value where sessrec's patience 5 stops after five. Each test example's
+epochs without a value at least as good as the best (a tie counts as better), where sessrec's
+patience 5 stops after five without a strictly better one. Each test example's
 target rank is counted the same way for both (benchmarks/recbole/run_core.py --ranks), so the
 metrics come from one function (`sessrec_cli.eval.metrics`) and the toolkits are paired per
 example, as `sessrec compare` pairs models: per-example reciprocal rank and hit@20, averaged over

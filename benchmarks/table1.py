@@ -45,6 +45,11 @@ def _percent(value: float | None) -> float | None:
     return None if value is None else round(100 * value, 2)
 
 
+def _p(value: float) -> str:
+    """A p-value; scipy returns 0.0 once it underflows the smallest float."""
+    return "< 1e-300" if value == 0 else f"{value:.3g}"
+
+
 def _cell(stat: dict) -> str:
     """mean ± std, or the mean alone for a single seed (no std)."""
     return f"{stat['mean']:.2f}" if stat["std"] is None else f"{stat['mean']:.2f} ± {stat['std']:.2f}"
@@ -108,7 +113,7 @@ def to_markdown(table: dict) -> str:
                 lines.append(f"| {model} | 0 | not run yet | | | | {published} |")
             for row in rows:
                 test = (row[f"vs_{baseline}"] or {}).get("mrr@20")
-                delta, p = ("", "") if test is None else (f"{test['difference']:+.2f}", f"{test['t_pvalue']:.3g} ({test['wilcoxon_pvalue']:.3g})")
+                delta, p = ("", "") if test is None else (f"{test['difference']:+.2f}", f"{_p(test['t_pvalue'])} ({_p(test['wilcoxon_pvalue'])})")
                 lines.append(f"| {row['model']} | {len(row['seeds'])} | {_cell(row['recall@20'])} | {_cell(row['mrr@20'])} | {delta} | {p} | {published} |")
         lines.append("")
     return "\n".join(lines)
