@@ -30,7 +30,7 @@ import numpy as np
 from collect import machine
 from scipy import stats
 
-from sessrec_cli.eval.compare import paired_tests, per_example
+from sessrec_cli.eval.compare import paired_tests, per_example_over_seeds, summarize
 from sessrec_cli.eval.metrics import compute_metrics
 from sessrec_cli.io import write_json_atomic
 
@@ -79,10 +79,7 @@ def toolkit_summary(ranks: list[np.ndarray], runs: list[dict], seeds: list[int])
     per_seed = [compute_metrics(r, TOPK) for r in ranks]
     return {
         "runs": [{"seed": seed, "test_metrics": metrics, **run} for seed, metrics, run in zip(seeds, per_seed, runs)],
-        "metrics": {
-            name: {"mean": float(np.mean([m[name] for m in per_seed])), "std": float(np.std([m[name] for m in per_seed], ddof=1)) if len(per_seed) > 1 else None}
-            for name in per_seed[0]
-        },
+        "metrics": summarize(per_seed),
     }
 
 
@@ -121,11 +118,8 @@ def main() -> None:
         "sessrec": toolkit_summary([r for r, _ in sessrec], [s for _, s in sessrec], args.seeds),
         "recbole": toolkit_summary([r for r, _ in recbole], [s for _, s in recbole], args.seeds),
     }
-    measures = {name: [per_example(r, 20) for r, _ in side] for name, side in (("sessrec", sessrec), ("recbole", recbole))}
-    result["paired_per_example"] = {
-        measure: paired_tests(*(np.mean([m[measure] for m in measures[name]], axis=0) for name in ("sessrec", "recbole")))
-        for measure in ("mrr@20", "hit@20")
-    }
+    measures = {name: per_example_over_seeds([r for r, _ in side], 20) for name, side in (("sessrec", sessrec), ("recbole", recbole))}
+    result["paired_per_example"] = {measure: paired_tests(measures["sessrec"][measure], measures["recbole"][measure]) for measure in ("mrr@20", "hit@20")}
     if len(args.seeds) > 1:
         per_seed = {name: [run["test_metrics"]["mrr@20"] for run in result[name]["runs"]] for name in ("sessrec", "recbole")}
         welch = stats.ttest_ind(per_seed["sessrec"], per_seed["recbole"], equal_var=False)

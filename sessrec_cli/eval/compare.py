@@ -164,9 +164,9 @@ def per_example(ranks: np.ndarray, k: int) -> dict[str, np.ndarray]:
     return {f"mrr@{k}": np.where(inside, 1.0 / ranks, 0.0), f"hit@{k}": inside.astype(np.float64)}
 
 
-def group_per_example(group: Group, k: int) -> dict[str, np.ndarray]:
-    """Per-example measures averaged over the group's seeds."""
-    measures = [per_example(run.ranks, k) for run in group.runs]
+def per_example_over_seeds(ranks: list[np.ndarray], k: int) -> dict[str, np.ndarray]:
+    """Per-example measures averaged over seeds, given each seed's ranks of the same examples."""
+    measures = [per_example(seed_ranks, k) for seed_ranks in ranks]
     return {name: np.mean([m[name] for m in measures], axis=0) for name in measures[0]}
 
 
@@ -197,12 +197,12 @@ def paired_tests(a: np.ndarray, b: np.ndarray) -> dict:
     }
 
 
-def summarize(group: Group) -> dict:
+def summarize(test_metrics: list[dict[str, float]]) -> dict:
     """Mean and sample standard deviation (None for one run) of each test metric over seeds."""
-    names = set.intersection(*(set(run.report["test_metrics"]) for run in group.runs))
+    names = set.intersection(*(set(metrics) for metrics in test_metrics))
     summary = {}
     for name in sorted(names, key=metric_order):
-        values = np.array([run.report["test_metrics"][name] for run in group.runs])
+        values = np.array([metrics[name] for metrics in test_metrics])
         summary[name] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else None}
     return summary
 
@@ -212,7 +212,7 @@ def compare_runs(paths: list[Path], k: int = 20) -> dict:
     runs = [load_run(path) for path in paths]
     check_same_test_set(runs)
     groups = group_runs(runs)
-    measures = {group.label: group_per_example(group, k) for group in groups}
+    measures = {group.label: per_example_over_seeds([run.ranks for run in group.runs], k) for group in groups}
     tests = []
     for i, a in enumerate(groups):
         for b in groups[i + 1 :]:
@@ -229,7 +229,7 @@ def compare_runs(paths: list[Path], k: int = 20) -> dict:
                 "key": group.key,
                 "runs": [str(run.path) for run in group.runs],
                 "seeds": [run.report.get("seed") for run in group.runs],
-                "metrics": summarize(group),
+                "metrics": summarize([run.report["test_metrics"] for run in group.runs]),
             }
             for group in groups
         ],
