@@ -55,6 +55,12 @@ def _cell(stat: dict) -> str:
     return f"{stat['mean']:.2f}" if stat["std"] is None else f"{stat['mean']:.2f} ± {stat['std']:.2f}"
 
 
+def _epochs(run: str) -> dict:
+    """Which epoch early stopping kept (counted from 1) and how many ran, from the run's report."""
+    report = json.loads((Path(run) / "report.json").read_text())
+    return {"seed": report["seed"], "best_epoch": report["best_epoch"] + 1, "epochs_run": report["epochs_run"]}
+
+
 def dataset_rows(compare: dict, baseline: str) -> list[dict]:
     rows = []
     for group in compare["groups"]:
@@ -65,6 +71,7 @@ def dataset_rows(compare: dict, baseline: str) -> list[dict]:
                 "model": label,
                 "name": group["model"],
                 "seeds": group["seeds"],
+                "epochs": [_epochs(run) for run in group["runs"]],
                 "recall@20": {"mean": _percent(recall["mean"]), "std": _percent(recall["std"])},
                 "mrr@20": {"mean": _percent(mrr["mean"]), "std": _percent(mrr["std"])},
                 f"vs_{baseline}": None
@@ -87,7 +94,8 @@ def to_markdown(table: dict) -> str:
     lines = [
         f"Test Recall@20 / MRR@20 (%), mean ± std over n seeds; p: paired t-test against {baseline} over "
         "per-example reciprocal ranks (MRR@20), Wilcoxon p in brackets. Published: seed 001 Table 1 "
-        "(one run, CORE's own splits).",
+        "(one run, CORE's own splits). Best epoch / run: the epoch early stopping kept (on valid MRR@20) and the "
+        "epochs trained, per seed.",
         "",
     ]
     grid = table.get("coverage")
@@ -100,8 +108,8 @@ def to_markdown(table: dict) -> str:
         lines += [
             f"**{name}** ({entry['test_examples']:,} test examples)",
             "",
-            "| model | n | Recall@20 | MRR@20 | ΔMRR@20 vs " + baseline + " | p | published |",
-            "|---|---|---|---|---|---|---|",
+            "| model | n | Recall@20 | MRR@20 | ΔMRR@20 vs " + baseline + " | p | best epoch / run | published |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         planned = table.get("planned_models", [])
         by_model = {model: [row for row in entry["rows"] if row["name"] == model] for model in planned}
@@ -110,11 +118,12 @@ def to_markdown(table: dict) -> str:
             published = PUBLISHED.get(name, {}).get(model)
             published = "" if published is None else "%.2f / %.2f" % published
             if not rows:
-                lines.append(f"| {model} | 0 | not run yet | | | | {published} |")
+                lines.append(f"| {model} | 0 | not run yet | | | | | {published} |")
             for row in rows:
                 test = (row[f"vs_{baseline}"] or {}).get("mrr@20")
                 delta, p = ("", "") if test is None else (f"{test['difference']:+.2f}", f"{_p(test['t_pvalue'])} ({_p(test['wilcoxon_pvalue'])})")
-                lines.append(f"| {row['model']} | {len(row['seeds'])} | {_cell(row['recall@20'])} | {_cell(row['mrr@20'])} | {delta} | {p} | {published} |")
+                epochs = ", ".join(f"{e['best_epoch']}/{e['epochs_run']}" for e in row["epochs"])
+                lines.append(f"| {row['model']} | {len(row['seeds'])} | {_cell(row['recall@20'])} | {_cell(row['mrr@20'])} | {delta} | {p} | {epochs} | {published} |")
         lines.append("")
     return "\n".join(lines)
 

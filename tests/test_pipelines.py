@@ -102,7 +102,11 @@ def test_table1_trains_continues_and_merges(shared: Path, tmp_path: Path) -> Non
     # What the planned grid (7 models x 3 datasets x seeds 2020-2022) still lacks is said, not hidden.
     assert table["coverage"]["planned"] == 63 and table["coverage"]["recorded"] == 9
     assert "diginetica/core-da-s2020" in table["coverage"]["missing"]
-    assert "| core-da | 0 | not run yet | | | | 52.90 / 18.66 |" in markdown
+    assert "| core-da | 0 | not run yet | | | | | 52.90 / 18.66 |" in markdown
+    # Each seed's kept and trained epochs come from its record's report (1-based, as the log prints).
+    reports = [json.loads((records / f"core-ave-s{seed}" / "report.json").read_text()) for seed in (2020, 2021, 2022)]
+    assert rows["core-ave"]["epochs"] == [{"seed": r["seed"], "best_epoch": r["best_epoch"] + 1, "epochs_run": r["epochs_run"]} for r in reports]
+    assert ", ".join(f"{r['best_epoch'] + 1}/{r['epochs_run']}" for r in reports) in markdown
     assert "**tmall**: no run recorded yet" in markdown
 
 
