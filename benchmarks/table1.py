@@ -55,12 +55,6 @@ def _cell(stat: dict) -> str:
     return f"{stat['mean']:.2f}" if stat["std"] is None else f"{stat['mean']:.2f} ± {stat['std']:.2f}"
 
 
-def _epochs(run: str) -> dict:
-    """Which epoch early stopping kept (counted from 1) and how many ran, from the run's report."""
-    report = json.loads((Path(run) / "report.json").read_text())
-    return {"seed": report["seed"], "best_epoch": report["best_epoch"] + 1, "epochs_run": report["epochs_run"]}
-
-
 def dataset_rows(compare: dict, baseline: str) -> list[dict]:
     rows = []
     for group in compare["groups"]:
@@ -71,7 +65,10 @@ def dataset_rows(compare: dict, baseline: str) -> list[dict]:
                 "model": label,
                 "name": group["model"],
                 "seeds": group["seeds"],
-                "epochs": [_epochs(run) for run in group["runs"]],
+                "epochs": [
+                    {"seed": seed, "best_epoch": best, "epochs_run": run}
+                    for seed, best, run in zip(group["seeds"], group["best_epochs"], group["epochs_run"])
+                ],
                 "recall@20": {"mean": _percent(recall["mean"]), "std": _percent(recall["std"])},
                 "mrr@20": {"mean": _percent(mrr["mean"]), "std": _percent(mrr["std"])},
                 f"vs_{baseline}": None

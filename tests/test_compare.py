@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sessrec_cli.eval.compare import compare_runs, expand_runs, paired_tests, per_example
+from sessrec_cli.eval.compare import compare_runs, expand_runs, paired_tests, per_example, to_markdown
 from sessrec_cli.eval.metrics import compute_metrics
 from sessrec_cli.io import write_bytes_atomic, write_json_atomic
 
@@ -19,7 +19,8 @@ N_TEST = 400
 
 
 def fake_run(
-    root: Path, name: str, model: str, seed: int, ranks: np.ndarray, manifest: str = "m1", lr: float = 1e-3, execution: dict | None = None
+    root: Path, name: str, model: str, seed: int, ranks: np.ndarray, manifest: str = "m1", lr: float = 1e-3, execution: dict | None = None,
+    best_epoch: int | None = None, epochs_run: int | None = None,
 ) -> Path:
     """A run directory as `sessrec train` leaves it, as far as `compare` reads it."""
     run_dir = root / name
@@ -32,6 +33,7 @@ def fake_run(
     report = {
         "model": model, "dataset": "sample", "seed": seed, "config": config, "data_manifest_hash": manifest,
         "test_examples": len(ranks), "test_metrics": compute_metrics(ranks, [5, 10, 20]),
+        "best_epoch": best_epoch, "epochs_run": epochs_run,
     }
     write_json_atomic(run_dir / "report.json", report)
     buffer = io.BytesIO()
@@ -63,6 +65,18 @@ def test_groups_by_config_without_seed(tmp_path, two_models):
     assert groups["core-trm"]["metrics"]["mrr@20"]["mean"] == pytest.approx(np.mean(mrr))
     assert groups["core-trm"]["metrics"]["mrr@20"]["std"] == pytest.approx(np.std(mrr, ddof=1))
     assert list(groups["core-trm"]["metrics"])[:3] == ["recall@5", "mrr@5", "ndcg@5"]
+
+
+def test_lists_each_seeds_kept_and_trained_epochs(tmp_path):
+    """report.json counts epochs from 0; compare says them as the training log does, from 1."""
+    fake_run(tmp_path, "trm-s0", "core-trm", 0, _ranks(0, 8.0), best_epoch=0, epochs_run=6)
+    fake_run(tmp_path, "trm-s1", "core-trm", 1, _ranks(1, 8.0), best_epoch=3, epochs_run=9)
+    fake_run(tmp_path, "ave-s0", "core-ave", 0, _ranks(2, 8.0))  # evaluated, never trained
+    result = compare_runs(expand_runs([str(tmp_path / "trm-*"), str(tmp_path / "ave-s0")]))
+    groups = {g["label"]: g for g in result["groups"]}
+    assert (groups["core-trm"]["best_epochs"], groups["core-trm"]["epochs_run"]) == ([1, 4], [6, 9])
+    assert groups["core-ave"]["best_epochs"] == [None]
+    assert "| best epoch / run | 1/6, 4/9 | – |" in to_markdown(result)
 
 
 def test_paired_tests_equal_scipy_on_seed_averaged_examples(tmp_path, two_models):

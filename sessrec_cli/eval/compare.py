@@ -207,6 +207,11 @@ def summarize(test_metrics: list[dict[str, float]]) -> dict:
     return summary
 
 
+def _from_one(epoch: int | None) -> int | None:
+    """report.json counts epochs from 0, like the checkpoints; people count from 1."""
+    return None if epoch is None else epoch + 1
+
+
 def compare_runs(paths: list[Path], k: int = 20) -> dict:
     """Group the runs, summarise each group and test every pair of groups."""
     runs = [load_run(path) for path in paths]
@@ -229,6 +234,9 @@ def compare_runs(paths: list[Path], k: int = 20) -> dict:
                 "key": group.key,
                 "runs": [str(run.path) for run in group.runs],
                 "seeds": [run.report.get("seed") for run in group.runs],
+                # Counted from 1, as the training log prints them; None for a run evaluated without training.
+                "best_epochs": [_from_one(run.report.get("best_epoch")) for run in group.runs],
+                "epochs_run": [run.report.get("epochs_run") for run in group.runs],
                 "metrics": summarize([run.report["test_metrics"] for run in group.runs]),
             }
             for group in groups
@@ -258,7 +266,13 @@ def _metric_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     header = ["metric (%)"] + [f"{g['label']} (n={len(g['runs'])})" for g in groups]
     names = sorted({name for g in groups for name in g["metrics"]}, key=metric_order)
     rows = [[name] + [_mean_std(g["metrics"].get(name)) for g in groups] for name in names]
+    rows.append(["best epoch / run"] + [_epochs(g) for g in groups])
     return header, rows
+
+
+def _epochs(group: dict) -> str:
+    """Per seed, the epoch early stopping kept and how many ran: e.g. `1/6, 2/7`."""
+    return ", ".join("–" if best is None else f"{best}/{run}" for best, run in zip(group["best_epochs"], group["epochs_run"]))
 
 
 def _test_rows(result: dict) -> tuple[list[str], list[list[str]]]:
