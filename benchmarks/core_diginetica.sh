@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CORE-trm and CORE-ave on Diginetica (SR-GNN split as given; validation = last 10% of the
-# training sessions), protocol of seed 001 §5.6. Writes benchmarks/results/core_diginetica_<device>.json.
+# training sessions), protocol of Smadja & Mizikov §5.6. Writes benchmarks/results/core_diginetica_<device>.json.
 # usage: benchmarks/core_diginetica.sh [EPOCHS] [DEVICE]   (defaults: 20 epochs, auto device)
 set -euo pipefail
 cd "$(dirname "$0")/.."

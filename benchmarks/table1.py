@@ -4,7 +4,7 @@ over seeds) per model and dataset, and each model's paired test against a baseli
 usage: python benchmarks/table1.py COMPARE.json [...] --baseline core-trm --json OUT.json
            --markdown OUT.md --command "..." [--datasets ... --models ... --seeds ...]
 Each input is `sessrec compare --json` of one dataset's runs (core_table1_<dataset>.json).
-The published column is seed 001's Table 1 (one run, seed 2020, CORE's own splits): a
+The published column is Smadja & Mizikov's Table 1 (one run, seed 2020, CORE's own splits): a
 reference point, not the same experiment. With the planned grid (--datasets, --models,
 --seeds), the table also lists what has not run yet, so a partly filled grid says so.
 """
@@ -19,7 +19,7 @@ from collect import machine
 
 from sessrec_cli.io import write_json_atomic, write_text_atomic
 
-# Seed 001, Table 1: Recall@20 / MRR@20 (%).
+# Smadja & Mizikov, Table 1: Recall@20 / MRR@20 (%).
 PUBLISHED = {
     "diginetica": {"core-ave": (50.28, 17.99), "core-trm": (52.87, 18.66), "core-da": (52.90, 18.66), "core-hn": (52.52, 18.46), "core-dahn": (52.67, 18.69)},
     "tmall": {"core-ave": (45.02, 31.62), "core-trm": (44.99, 31.63), "core-da": (45.01, 31.63), "core-hn": (44.92, 31.76), "core-dahn": (44.92, 31.75)},
@@ -90,7 +90,7 @@ def to_markdown(table: dict) -> str:
     baseline = table["baseline"]
     lines = [
         f"Test Recall@20 / MRR@20 (%), mean ± std over n seeds; p: paired t-test against {baseline} over "
-        "per-example reciprocal ranks (MRR@20), Wilcoxon p in brackets. Published: seed 001 Table 1 "
+        "per-example reciprocal ranks (MRR@20), Wilcoxon p in brackets. Published: Smadja & Mizikov Table 1 "
         "(one run, CORE's own splits). Best epoch / run: the epoch early stopping kept (on valid MRR@20) and the "
         "epochs trained, per seed.",
         "",

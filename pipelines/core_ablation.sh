@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Ablation of core-trm-enhanced on Diginetica (seed 000): the full model, then each component
+# Ablation of core-trm-enhanced on Diginetica (the Enhanced CORE guide): the full model, then each component
 # off in turn, against core-trm; three seeds each, compared with paired tests.
 # usage: pipelines/core_ablation.sh [EPOCHS] [DEVICE]     (defaults: 20 epochs, auto)
 # Output: benchmarks/results/core_ablation_diginetica.{json,md}, over the recorded runs.

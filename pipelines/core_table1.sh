@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Table 1 of seed 001, with seeds: the seven CORE models on Diginetica, YOOCHOOSE 1/64 and Tmall
+# Table 1 of Smadja & Mizikov, with seeds: the seven CORE models on Diginetica, YOOCHOOSE 1/64 and Tmall
 # (published splits from ../shared/data), three seeds each, then mean ± std and paired tests
 # of every variant against core-trm over per-example reciprocal ranks.
 # usage: pipelines/core_table1.sh [EPOCHS] [DEVICE]     (defaults: 20 epochs, auto)

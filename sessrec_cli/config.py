@@ -27,7 +27,7 @@ class _Strict(BaseModel):
 class _CoreFields(_Strict):
     """What every CORE model shares: item embeddings, session dropout and robust distance
     measuring (cosine with temperature, item dropout). Defaults: CORE's released configuration
-    (RecBole `core.yaml`), which seed 001 §5.6 keeps for all its variants.
+    (RecBole `core.yaml`), which Smadja & Mizikov §5.6 keeps for all its variants.
     """
 
     name: str
@@ -61,7 +61,7 @@ class CoreTrmConfig(_CoreTransformerFields):
 
 
 class CoreDaConfig(_CoreTransformerFields):
-    """CORE-DA (seed 001 §4.1.1): dual attention (global + recent intent), gated fusion, CORE-ave residual.
+    """CORE-DA (Smadja & Mizikov §4.1.1): dual attention (global + recent intent), gated fusion, CORE-ave residual.
 
     Defaults: gate and residual on (Eqs. 9-10).
     """
@@ -69,59 +69,59 @@ class CoreDaConfig(_CoreTransformerFields):
     name: Literal["core-da"] = "core-da"
     gate: bool = True  # False: fixed 1/2, 1/2 fusion (ablation)
     ave_residual: bool = True  # False: no CORE-ave path (ablation)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)  # seed 000 future work 9; 0 = CORE's plain CE
-    relative_position_bias: bool = False  # seed 000 future work 5: learned per-head bias by distance
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # the Enhanced CORE guide future work 9; 0 = CORE's plain CE
+    relative_position_bias: bool = False  # the Enhanced CORE guide future work 5: learned per-head bias by distance
 
 
 class CoreHnConfig(_CoreTransformerFields):
-    """CORE-HN (seed 001 §4.1.2): CORE-trm with (1 - lambda)·CE + lambda·BPR over top-K hard negatives.
+    """CORE-HN (Smadja & Mizikov §4.1.2): CORE-trm with (1 - lambda)·CE + lambda·BPR over top-K hard negatives.
 
-    Defaults: hard_neg_k = 5 and lambda = 0.2 from seed 001 §5.6.
+    Defaults: hard_neg_k = 5 and lambda = 0.2 from Smadja & Mizikov §5.6.
     """
 
     name: Literal["core-hn"] = "core-hn"
     hard_neg_k: int = Field(5, gt=0)
     hard_neg_weight: float = Field(0.2, ge=0, le=1)  # lambda; 0 = CORE-trm's loss
-    label_smoothing: float = Field(0.0, ge=0, lt=1)  # seed 000 future work 9; 0 = CORE's plain CE
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # the Enhanced CORE guide future work 9; 0 = CORE's plain CE
 
 
 class CoreDahnConfig(_CoreTransformerFields):
-    """CORE-DAHN (seed 001 §4, Algorithm 1): the CORE-DA encoder trained with CORE-HN's loss."""
+    """CORE-DAHN (Smadja & Mizikov §4, Algorithm 1): the CORE-DA encoder trained with CORE-HN's loss."""
 
     name: Literal["core-dahn"] = "core-dahn"
     gate: bool = True
     ave_residual: bool = True
     hard_neg_k: int = Field(5, gt=0)
     hard_neg_weight: float = Field(0.2, ge=0, le=1)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)  # seed 000 future work 9; 0 = CORE's plain CE
-    relative_position_bias: bool = False  # seed 000 future work 5: learned per-head bias by distance
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # the Enhanced CORE guide future work 9; 0 = CORE's plain CE
+    relative_position_bias: bool = False  # the Enhanced CORE guide future work 5: learned per-head bias by distance
 
 
 class CoreTrmEnhancedConfig(_CoreTransformerFields):
-    """CORE-trm-enhanced (seed 000 §§1-3): layer aggregation, sigmoid-gated CORE-ave path, in-batch negatives.
+    """CORE-trm-enhanced (the Enhanced CORE guide §§1-3): layer aggregation, sigmoid-gated CORE-ave path, in-batch negatives.
 
-    Defaults: seed 000's `core_trm_enhanced.yaml` (CORE-trm's settings, hard_neg_weight 0.5).
+    Defaults: the Enhanced CORE guide's `core_trm_enhanced.yaml` (CORE-trm's settings, hard_neg_weight 0.5).
     """
 
     name: Literal["core-trm-enhanced"] = "core-trm-enhanced"
     layer_aggregation: bool = True  # False: last layer only (ablation)
     gate: bool = True  # False: fixed 1/2 mix of the two paths (ablation)
     hard_neg_weight: float = Field(0.5, ge=0)  # 0 disables the in-batch term
-    label_smoothing: float = Field(0.0, ge=0, lt=1)  # seed 000 future work 9; 0 = CORE's plain CE
-    relative_position_bias: bool = False  # seed 000 future work 5: learned per-head bias by distance
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # the Enhanced CORE guide future work 9; 0 = CORE's plain CE
+    relative_position_bias: bool = False  # the Enhanced CORE guide future work 5: learned per-head bias by distance
 
 
 class CoreTrmContrastiveConfig(_CoreTransformerFields):
-    """CORE-trm-contrastive (seed 000 §4): CORE-trm + InfoNCE between two item-masked views.
+    """CORE-trm-contrastive (the Enhanced CORE guide §4): CORE-trm + InfoNCE between two item-masked views.
 
-    Defaults: seed 000's `core_trm_contrastive.yaml` (cl_weight 0.1, cl_dropout 0.2, cl_temperature 0.2).
+    Defaults: the Enhanced CORE guide's `core_trm_contrastive.yaml` (cl_weight 0.1, cl_dropout 0.2, cl_temperature 0.2).
     """
 
     name: Literal["core-trm-contrastive"] = "core-trm-contrastive"
     cl_weight: float = Field(0.1, ge=0)  # 0 = CORE-trm's loss
     cl_dropout: float = Field(0.2, ge=0, lt=1)  # probability of masking each item but the last
     cl_temperature: float = Field(0.2, gt=0)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)  # seed 000 future work 9; 0 = CORE's plain CE
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # the Enhanced CORE guide future work 9; 0 = CORE's plain CE
 
 
 ModelConfig = Annotated[
@@ -145,7 +145,7 @@ class DataConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    """The shared trainer's settings. Defaults: seed 001 §5.6 (CORE protocol)."""
+    """The shared trainer's settings. Defaults: Smadja & Mizikov §5.6 (CORE protocol)."""
 
     epochs: int = Field(20, gt=0)
     batch_size: int = Field(2048, gt=0)
@@ -188,7 +188,7 @@ class TrainingConfig(_Strict):
 class ExperimentConfig(_Strict):
     """A whole run: seed, data, model, training."""
 
-    seed: int = 2020  # seed 001 §5.6
+    seed: int = 2020  # Smadja & Mizikov §5.6
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=CoreTrmConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)

@@ -1,4 +1,4 @@
-"""The CORE-family extensions (seeds 000 and 001): training, the named losses on hand-sized
+"""The CORE-family extensions (Smadja & Mizikov and the Enhanced CORE guide): training, the named losses on hand-sized
 tensors, the hard-negative stop-gradient, the gates, and reductions to CORE-trm when a part is off."""
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def test_each_session_is_encoded_independently_of_the_batch(name):
         assert torch.allclose(together[index], alone, atol=1e-5)
 
 
-# --- hard negatives (seed 001 §4.1.2) --------------------------------------------------------
+# --- hard negatives (Smadja & Mizikov §4.1.2) --------------------------------------------------------
 
 
 def test_hard_negatives_never_select_the_target_even_when_it_scores_highest():
@@ -172,7 +172,7 @@ def test_switched_off_objective_is_core_trm(name, off):
     assert torch.equal(model.encode(batch.item_seq), core_trm.encode(batch.item_seq))
 
 
-# --- dual attention (seed 001 §4.1.1) -----------------------------------------------------------
+# --- dual attention (Smadja & Mizikov §4.1.1) -----------------------------------------------------------
 
 
 def test_dual_attention_gate_weights_are_a_distribution():
@@ -195,7 +195,7 @@ def test_a_one_item_session_is_that_item(gate, ave_residual):
     assert torch.allclose(session, F.normalize(model.item_embedding.weight[4], dim=0), atol=1e-6)
 
 
-# --- enhanced (seed 000 §§1-3) ------------------------------------------------------------------
+# --- enhanced (the Enhanced CORE guide §§1-3) ------------------------------------------------------------------
 
 
 def test_in_batch_negative_logsumexp_by_hand():
@@ -223,10 +223,10 @@ def test_enhanced_switches_remove_their_parts():
     plain = _model("core-trm-enhanced", gate=False, hard_neg_weight=0.0)
     assert plain.session_gate is None
     assert set(plain.loss(_batch(4))) == {"ce"}
-    assert torch.equal(_model("core-trm-enhanced").layer_weights.detach(), torch.ones(2))  # seed 000: init ones
+    assert torch.equal(_model("core-trm-enhanced").layer_weights.detach(), torch.ones(2))  # the Enhanced CORE guide: init ones
 
 
-# --- contrastive (seed 000 §4) ------------------------------------------------------------------
+# --- contrastive (the Enhanced CORE guide §4) ------------------------------------------------------------------
 
 
 def test_info_nce_by_hand():
@@ -256,7 +256,7 @@ def test_masked_views_keep_the_last_item_and_stay_left_aligned():
             assert all(item in survivors for item in kept)  # an ordered subsequence
 
 
-# --- relative position bias (seed 000, future work) ---------------------------------------------
+# --- relative position bias (the Enhanced CORE guide, future work) ---------------------------------------------
 
 
 def test_relative_position_bias_reads_the_distance_per_head():

@@ -98,7 +98,7 @@ def test_table1_trains_continues_and_merges(shared: Path, tmp_path: Path) -> Non
     assert test["difference"] == pytest.approx(100 * (means["core-ave"] - means["core-trm"]), abs=1e-3)
 
     markdown = (tmp_path / "results" / "core_table1.md").read_text()
-    assert "| core-hn | 3 |" in markdown and "52.52 / 18.46" in markdown  # seed 001's published CORE-HN row
+    assert "| core-hn | 3 |" in markdown and "52.52 / 18.46" in markdown  # Smadja & Mizikov's published CORE-HN row
     # What the planned grid (7 models x 3 datasets x seeds 2020-2022) still lacks is said, not hidden.
     assert table["coverage"]["planned"] == 63 and table["coverage"]["recorded"] == 9
     assert "diginetica/core-da-s2020" in table["coverage"]["missing"]

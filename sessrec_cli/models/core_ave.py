@@ -1,7 +1,7 @@
 """CORE-ave: mean pooling in the item embedding space.
 
 Hou et al., "CORE: Simple and Effective Session-based Recommendation within Consistent
-Representation Space", SIGIR 2022 (https://arxiv.org/abs/2204.11067), and seed 001 §3.3.
+Representation Space", SIGIR 2022 (https://arxiv.org/abs/2204.11067), and Smadja & Mizikov §3.3.
 The session embedding is the mean of its item embeddings (Eq. 3), so it lives in the item
 space; decoding is cosine similarity with temperature and item dropout (RDM, Eq. 5).
 """

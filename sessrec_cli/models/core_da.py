@@ -1,7 +1,7 @@
 """CORE-DA: dual attention (global context and recent intent) over CORE-trm's transformer.
 
 Smadja and Mizikov, "Revisiting CORE for Session-based Recommendation: Dual-Attention and
-Hard-Negative Extensions" (seed 001 §4.1.1), built on CORE-trm (Hou et al., SIGIR 2022).
+Hard-Negative Extensions" (§4.1.1), built on CORE-trm (Hou et al., SIGIR 2022).
 The transformer's contextualised tokens f_i give two sets of weights over the session's
 (dropped-out) item embeddings: global scores MLP_g([f_i; p_i]), p_i the position embedding
 (Eq. 6), and recent-intent scores MLP_r([f_i; f_last]), queried by the last item (Eq. 7). The
@@ -12,7 +12,7 @@ the session stays a combination of item embeddings. Decoding and loss as CORE-tr
 The paper leaves the MLP sizes open; each is Linear(2d, d) -> GELU -> Linear(d, out), as in the
 authors' repository. Ablations: `gate=False` fuses with fixed weights (1/2, 1/2), and
 `ave_residual=False` drops the mean. Beyond the paper, both off by default:
-`label_smoothing` in the CE and `relative_position_bias` in the attention (seed 000, future work).
+`label_smoothing` in the CE and `relative_position_bias` in the attention (the Enhanced CORE guide, future work).
 """
 
 from __future__ import annotations

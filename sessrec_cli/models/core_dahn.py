@@ -1,7 +1,7 @@
 """CORE-DAHN: the CORE-DA encoder trained with CORE-HN's hard-negative objective.
 
 Smadja and Mizikov, "Revisiting CORE for Session-based Recommendation: Dual-Attention and
-Hard-Negative Extensions" (seed 001 §4, Algorithm 1): session embeddings from dual attention
+Hard-Negative Extensions" (§4, Algorithm 1): session embeddings from dual attention
 with adaptive fusion and the CORE-ave residual (Eqs. 6-10), loss (1 - lambda)·CE + lambda·BPR
 over the top-K hard negatives (Eqs. 12-14). The two pieces are composed unchanged: the encoder
 is a `CoreDa`, the loss `ce_with_hard_negatives`. Options and ablation flags as CORE-DA's.

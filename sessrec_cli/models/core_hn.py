@@ -1,11 +1,11 @@
 """CORE-HN: CORE-trm trained with cross-entropy plus BPR against mined hard negatives.
 
 Smadja and Mizikov, "Revisiting CORE for Session-based Recommendation: Dual-Attention and
-Hard-Negative Extensions" (seed 001 §4.1.2, Algorithm 1). The encoder is CORE-trm unchanged
+Hard-Negative Extensions" (§4.1.2, Algorithm 1). The encoder is CORE-trm unchanged
 (Hou et al., SIGIR 2022), so inference is CORE-trm's. Training adds, for each session, a BPR
 term against the K highest-scoring items other than the target, chosen on detached logits:
 L = (1 - lambda)·CE + lambda·BPR_K (Eqs. 12-14). With lambda = 0 the loss is CORE-trm's.
-Beyond the paper: `label_smoothing` in the CE term (seed 000, future work), off by default.
+Beyond the paper: `label_smoothing` in the CE term (the Enhanced CORE guide, future work), off by default.
 """
 
 from __future__ import annotations

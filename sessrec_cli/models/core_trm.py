@@ -1,7 +1,7 @@
 """CORE-trm: transformer-estimated weights over the session's own item embeddings.
 
 Hou et al., "CORE: Simple and Effective Session-based Recommendation within Consistent
-Representation Space", SIGIR 2022 (https://arxiv.org/abs/2204.11067), and seed 001 §3.3.
+Representation Space", SIGIR 2022 (https://arxiv.org/abs/2204.11067), and Smadja & Mizikov §3.3.
 A transformer reads item + position embeddings and a linear layer turns each position's
 output into a weight; the session embedding is the softmax-weighted sum of the (dropped-out)
 item embeddings (Eqs. 2, 4), so it stays in the item space. Decoding as CORE-ave (RDM).

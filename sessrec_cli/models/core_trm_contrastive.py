@@ -1,6 +1,6 @@
 """CORE-trm-contrastive: CORE-trm plus InfoNCE between two item-masked views of each session.
 
-Seed 000 §4 (CL4SRec/CoSeRec-style self-supervision) on CORE-trm (Hou et al., SIGIR 2022,
+The Enhanced CORE guide §4 (CL4SRec/CoSeRec-style self-supervision) on CORE-trm (Hou et al., SIGIR 2022,
 https://arxiv.org/abs/2204.11067). The encoder, the inference path and the CE term are CORE-trm's;
 training adds cl_weight · InfoNCE(encode(view_a), encode(view_b), cl_temperature), each view
 masking every item independently with probability cl_dropout. With cl_weight = 0 the loss is

@@ -1,6 +1,6 @@
 """CORE-trm-enhanced: layer aggregation, a gated CORE-ave path and in-batch session negatives.
 
-Seed 000 ("Enhanced CORE Model - Improvements Guide", §§1-3) on CORE-trm (Hou et al., SIGIR
+"Enhanced CORE Model - Improvements Guide" (the Enhanced CORE guide), §§1-3, on CORE-trm (Hou et al., SIGIR
 2022, https://arxiv.org/abs/2204.11067):
 1. the weight head reads a softmax-weighted sum of every transformer layer's output (learnable
    layer weights, initialised to ones, i.e. equal) instead of the last layer's;
@@ -9,10 +9,10 @@ Seed 000 ("Enhanced CORE Model - Improvements Guide", §§1-3) on CORE-trm (Hou 
 3. training adds hard_neg_weight · 1/B sum_i log sum_{j != i} exp(h_i . h_j / tau) over the
    batch's sessions, with CORE's temperature tau (`in_batch_negative_logsumexp` states why the
    diagonal is excluded).
-Seed 000's own "baseline" scores positions with an MLP over [f_i; p_i]; that is not among its
+The Enhanced CORE guide's own "baseline" scores positions with an MLP over [f_i; p_i]; that is not among its
 listed improvements and not CORE's Eq. 4, so the weight head stays CORE-trm's linear w.
 The MLP is Linear(2d, d) -> tanh -> Linear(d, 1), as in the seed's companion code.
-Ablations (seed 000): `layer_aggregation=False` reads the last layer; `gate=False` fixes g = 1/2
+Ablations (the Enhanced CORE guide): `layer_aggregation=False` reads the last layer; `gate=False` fixes g = 1/2
 (after normalisation, the plain sum h_trm + h_ave); `hard_neg_weight=0` drops the term.
 Beyond the seed, off by default: `label_smoothing` and `relative_position_bias` (its future work).
 """
@@ -75,7 +75,7 @@ class CoreTrmEnhanced(nn.Module):
         bound = 1.0 / math.sqrt(embedding_size)
         for weight in self.parameters():
             nn.init.uniform_(weight, -bound, bound)
-        # Created after that loop: seed 000 starts the layer weights equal (ones).
+        # Created after that loop: the Enhanced CORE guide starts the layer weights equal (ones).
         self.layer_weights = nn.Parameter(torch.ones(n_layers)) if layer_aggregation else None
 
     def encode(self, item_seq: torch.Tensor) -> torch.Tensor:
@@ -85,14 +85,14 @@ class CoreTrmEnhanced(nn.Module):
         if self.layer_weights is None:
             tokens = layers[-1]  # (T, d)
         else:
-            mix = torch.softmax(self.layer_weights, dim=0)  # (n_layers,), seed 000 §1
+            mix = torch.softmax(self.layer_weights, dim=0)  # (n_layers,), the Enhanced CORE guide §1
             tokens = torch.einsum("n,ntd->td", mix, torch.stack(layers))  # (T, d)
         h_trm = weighted_item_sum(self.weight_head(tokens).squeeze(-1), x, real)  # (B, d), CORE Eqs. 2, 4
         h_ave = masked_mean(x, real)  # (B, d), CORE Eq. 3
         if self.session_gate is None:
             gate = 0.5
         else:
-            gate = torch.sigmoid(self.session_gate(torch.cat([h_trm, h_ave], dim=-1)))  # (B, 1), seed 000 §2
+            gate = torch.sigmoid(self.session_gate(torch.cat([h_trm, h_ave], dim=-1)))  # (B, 1), the Enhanced CORE guide §2
         return F.normalize(gate * h_trm + (1 - gate) * h_ave, dim=-1)
 
     def item_embeddings(self) -> torch.Tensor:
@@ -104,5 +104,5 @@ class CoreTrmEnhanced(nn.Module):
         ce = catalogue_loss(session, item_table, batch.targets, self.temperature, self.item_dropout, self.training, self.softmax, self.label_smoothing)
         terms = {"ce": ce}
         if self.hard_neg_weight > 0:
-            terms["in_batch_neg"] = self.hard_neg_weight * in_batch_negative_logsumexp(session, self.temperature)  # seed 000 §3
+            terms["in_batch_neg"] = self.hard_neg_weight * in_batch_negative_logsumexp(session, self.temperature)  # the Enhanced CORE guide §3
         return terms

@@ -54,7 +54,7 @@ class RelativePositionBias(nn.Module):
     """A learned bias per head and relative distance i - j, added to the attention scores.
 
     Shaw et al., "Self-Attention with Relative Position Representations", NAACL 2018, in the
-    scalar form of T5 (one table shared by all layers). Seed 000 names relative positions as
+    scalar form of T5 (one table shared by all layers). The Enhanced CORE guide names relative positions as
     future work. Attention is causal, so only distances 0..L-1 are ever read, and L <= max_len
     because inputs keep their last max_len items: one entry per distance, clipped at
     max_len - 1, covers every case.

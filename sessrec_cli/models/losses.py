@@ -98,7 +98,7 @@ def full_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smooth
     """-log softmax(logits)[target], averaged; `targets` are item ids 1..n, column t-1 of `logits`.
 
     With label smoothing eps the target distribution is (1 - eps)·onehot + eps/n_items
-    (seed 000, future work 9); eps = 0 is the plain cross-entropy of CORE Eq. 5.
+    (the Enhanced CORE guide, future work 9); eps = 0 is the plain cross-entropy of CORE Eq. 5.
     """
     return F.cross_entropy(logits, targets - 1, label_smoothing=label_smoothing)
 
@@ -194,7 +194,7 @@ def sampled_cross_entropy(
 
 
 def hard_negatives(logits: torch.Tensor, targets: torch.Tensor, k: int) -> torch.Tensor:
-    """(B, k) columns of the k highest-scoring items other than the target (seed 001 Eq. 13).
+    """(B, k) columns of the k highest-scoring items other than the target (Smadja & Mizikov Eq. 13).
 
     The selection is a stop-gradient: it reads detached logits, so the indices carry no graph.
     """
@@ -204,7 +204,7 @@ def hard_negatives(logits: torch.Tensor, targets: torch.Tensor, k: int) -> torch
 
 
 def hard_negative_bpr(logits: torch.Tensor, targets: torch.Tensor, k: int) -> torch.Tensor:
-    """BPR over the top-k hard negatives (seed 001 Eq. 14), averaged over the batch:
+    """BPR over the top-k hard negatives (Smadja & Mizikov Eq. 14), averaged over the batch:
 
         L_BPR = 1/K · sum_{v- in N_K(s)} log(1 + exp(z(v-|s) - z(v+|s))),
 
@@ -218,7 +218,7 @@ def hard_negative_bpr(logits: torch.Tensor, targets: torch.Tensor, k: int) -> to
 def ce_with_hard_negatives(
     logits: torch.Tensor, targets: torch.Tensor, k: int, weight: float, label_smoothing: float = 0.0
 ) -> dict[str, torch.Tensor]:
-    """Seed 001 Algorithm 1: L = (1 - lambda)·L_CE + lambda·L_BPR, as named, weighted terms.
+    """Smadja & Mizikov Algorithm 1: L = (1 - lambda)·L_CE + lambda·L_BPR, as named, weighted terms.
 
     With lambda = 0 no negatives are mined and the single term is the plain cross-entropy.
     """
@@ -229,11 +229,11 @@ def ce_with_hard_negatives(
 
 
 def in_batch_negative_logsumexp(sessions: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Seed 000 §3: push each session away from the other sessions of the batch,
+    """The Enhanced CORE guide §3: push each session away from the other sessions of the batch,
 
         L = 1/B · sum_i log sum_{j != i} exp(s_i . s_j / tau).
 
-    `sessions` (B, d) are l2-normalised. Seed 000's snippet writes logsumexp over the whole
+    `sessions` (B, d) are l2-normalised. The Enhanced CORE guide's snippet writes logsumexp over the whole
     row but calls its entries "negative sessions"; a session is not its own negative (and on
     the unit sphere its self-similarity is the constant 1/tau), so the diagonal is excluded.
     A batch of one has no negatives and gives 0.
