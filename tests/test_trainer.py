@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 
 import torch
 from rich.console import Console
@@ -54,3 +56,19 @@ def test_early_stopping_keeps_the_best_validation_epoch(sample_processed, tmp_pa
     best = max(epochs, key=lambda e: e["valid"]["mrr@20"])
     assert report["best_epoch"] == best["epoch"]
     assert len(epochs) == report["best_epoch"] + 1 + 2 or len(epochs) == 8
+
+
+
+def test_a_log_gets_a_progress_line_every_tenth_of_an_epoch(sample_processed, tmp_path):
+    """Without a terminal the rich bar is off; plain lines say how far each epoch is and what is left."""
+    config = tiny_config(sample_processed, model="core-ave", epochs=1, batch_size=128, log_every=1)
+    log = io.StringIO()
+    start_run(tmp_path / "run", config, "supervised", torch.device("cpu"), ["test"])
+    STAGES["supervised"](config, tmp_path / "run", torch.device("cpu"), Console(file=log, force_terminal=False, width=200))
+    lines = re.findall(r"epoch 1/1 +(\d+)% \((\d+)/(\d+) steps\)  loss \d+\.\d{4}  [\d,]+ ex/s  \d+m\d\ds left", log.getvalue())
+    manifest = json.loads((sample_processed / "manifest.json").read_text())
+    steps = -(-manifest["counts"]["train_examples"] // 128)
+    assert [int(total) for _, _, total in lines] == [steps] * 9  # 10%, ..., 90%; the epoch's own line ends it
+    assert [int(percent) // 10 for percent, _, _ in lines] == list(range(1, 10))
+    assert all(tenth * steps <= 10 * int(done) < (tenth + 1) * steps for tenth, (_, done, _) in enumerate(lines, start=1))
+    assert "epoch   1  loss" in log.getvalue()

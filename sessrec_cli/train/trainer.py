@@ -96,6 +96,15 @@ def _progress(console: Console) -> Progress:
     )
 
 
+def _progress_line(epoch: int, epochs: int, done: int, steps: int, loss: float, rate: float, elapsed: float) -> str:
+    """`epoch 3/20  40% (128/318 steps)  loss 7.1234  1,020 ex/s  4m05s left`."""
+    left = round(elapsed * (steps - done) / done)
+    return (
+        f"epoch {epoch + 1}/{epochs}  {100 * done // steps:>2}% ({done}/{steps} steps)  loss {loss:.4f}  "
+        f"{rate:,.0f} ex/s  {left // 60}m{left % 60:02d}s left"
+    )
+
+
 def evaluate_split(model: nn.Module, split: SequenceData, config: ExperimentConfig) -> tuple[dict[str, float], np.ndarray]:
     ranks = target_ranks(model, split, config.training.eval_batch_size)
     return compute_metrics(ranks, config.training.topk), ranks
@@ -157,6 +166,9 @@ def _train_epoch(
     term_sums: dict[str, torch.Tensor] = {}
     watch = _NonFiniteWatch()
     started = time.perf_counter()
+    # Without a terminal (nohup, a pipe, a pipeline's log) the bar is off; a plain line every tenth
+    # of the epoch shows a long CPU run is alive and when the epoch will end.
+    plain_lines, next_tenth = not console.is_terminal and not console.quiet, 1
     with _progress(console) as progress:
         task = progress.add_task(f"epoch {epoch + 1}/{tc.epochs}", total=steps, loss=float("nan"), rate=0.0)
         for step in range(steps):
@@ -178,6 +190,9 @@ def _train_epoch(
                 mean_loss = float(sum(term_sums.values())) / (step + 1)
                 rate = min((step + 1) * bs, n) / (time.perf_counter() - started)
                 progress.update(task, completed=step + 1, loss=mean_loss, rate=rate)
+                if plain_lines and step + 1 < steps and 10 * (step + 1) >= next_tenth * steps:
+                    next_tenth = 10 * (step + 1) // steps + 1
+                    console.print(_progress_line(epoch, tc.epochs, step + 1, steps, mean_loss, rate, time.perf_counter() - started))
     return {name: float(total) / steps for name, total in objective.mean_over_ranks(term_sums).items()}
 
 
