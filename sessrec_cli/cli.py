@@ -33,7 +33,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check and print configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-console = Console()
+# Lines are not broken at 80 columns when the output is a log or a pipe; tables still fit the width.
+console = Console(soft_wrap=True)
 
 
 @app.command()
