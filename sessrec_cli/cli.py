@@ -144,7 +144,8 @@ def train(
 ) -> None:
     """Train a model with a stage, select on validation, and evaluate the best checkpoint on test.
 
-    Every epoch saves RUN_DIR/last.pt: continue a killed or interrupted run with --resume RUN_DIR.
+    Every epoch, and every training.checkpoint_minutes inside one, saves RUN_DIR/last.pt: continue
+    a killed or interrupted run with --resume RUN_DIR.
     Under torchrun (`torchrun --nproc-per-node N -m sessrec_cli train ...`, which --ddp N runs)
     each process trains on its share of every batch; rank 0 evaluates, writes and prints.
 
@@ -331,14 +332,16 @@ def config_validate(config_file: Path = typer.Argument(..., help="YAML config to
 def config_show(
     config_file: Optional[Path] = typer.Argument(None, help="YAML config (default: all defaults)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config key (repeatable)."),
+    model: Optional[str] = typer.Option(None, help="Model name; its section with that model's defaults, as `train --model` uses."),
 ) -> None:
     """Print the resolved config: the file, overrides applied, every default filled in.
 
     Example: sessrec config show configs/core_trm.yaml --set training.lr=5e-4
+    Example: sessrec config show --model core-trm-enhanced   (every setting of one model)
     """
     from sessrec_cli.config import dump_config, load_config
 
-    typer.echo(dump_config(load_config(config_file, overrides)), nl=False)
+    typer.echo(dump_config(load_config(config_file, _apply_shortcuts(overrides, model, None, None, {}))), nl=False)
 
 
 @app.command()

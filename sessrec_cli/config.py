@@ -157,6 +157,10 @@ class TrainingConfig(_Strict):
     eval_batch_size: int = Field(4096, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every: int = Field(20, gt=0)  # steps between host syncs for the progress bar's loss
+    # Besides every epoch's end, last.pt is also written inside an epoch, at the first sync after
+    # this many minutes, so that a killed run loses at most that much of a long epoch (0: at every
+    # sync; None: epoch ends only). Single-process training only.
+    checkpoint_minutes: float | None = Field(10.0, ge=0)
     grad_clip: float | None = Field(None, gt=0)
     # How the training cross-entropy normalises over the catalogue (evaluation always ranks it all):
     # full (B x n_items logits), chunked (the same loss in softmax_chunk-item blocks), or sampled

@@ -120,8 +120,8 @@ def test_groups_of_one_model_are_labelled_by_what_differs(tmp_path):
 
 def test_how_a_run_was_executed_does_not_split_a_group(tmp_path):
     executions = [
-        {"device": "cpu", "compile": False, "eval_batch_size": 4096, "log_every": 20, "amp": False},
-        {"device": "cuda", "compile": True, "eval_batch_size": 65536, "log_every": 100, "amp": False},
+        {"device": "cpu", "compile": False, "eval_batch_size": 4096, "log_every": 20, "amp": False},  # as recorded before checkpoint_minutes existed
+        {"device": "cuda", "compile": True, "eval_batch_size": 65536, "log_every": 100, "amp": False, "checkpoint_minutes": 10.0},
     ]
     for seed, execution in enumerate(executions):
         fake_run(tmp_path, f"trm-s{seed}", "core-trm", seed, _ranks(seed, 9.0), execution=execution)

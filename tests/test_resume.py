@@ -27,12 +27,12 @@ from sessrec_cli.train.checkpoint import LAST, truncate_metrics
 EPOCHS = 3
 
 
-def _train_args(processed: Path, run_dir: Path) -> list[str]:
+def _train_args(processed: Path, run_dir: Path, *extra: str) -> list[str]:
     # Batches of 16 make an epoch last about half a second: long enough to be killed inside one.
     return [
         "train", "--model", "core-ave", "--device", "cpu", "--run-dir", str(run_dir),
         "--set", "seed=0", "--set", f"data.processed_dir={processed}", "--set", "model.embedding_size=16",
-        "--set", f"training.epochs={EPOCHS}", "--set", "training.batch_size=16", "--set", "training.patience=10",
+        "--set", f"training.epochs={EPOCHS}", "--set", "training.batch_size=16", "--set", "training.patience=10", *extra,
     ]
 
 
@@ -57,9 +57,9 @@ def _epochs(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def _interrupt_in_second_epoch(processed: Path, run_dir: Path, sig: signal.Signals) -> subprocess.CompletedProcess:
+def _interrupt_in_second_epoch(processed: Path, run_dir: Path, sig: signal.Signals, *extra: str) -> subprocess.CompletedProcess:
     process = subprocess.Popen(
-        [sys.executable, "-m", "sessrec_cli", *_train_args(processed, run_dir)],
+        [sys.executable, "-m", "sessrec_cli", *_train_args(processed, run_dir, *extra)],
         cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     metrics = run_dir / "metrics.jsonl"
@@ -94,6 +94,22 @@ def test_sigkilled_run_resumes_to_the_same_result(sample_processed, reference, t
     assert "resuming after epoch" in result.out
     _assert_same_run(run_dir, reference)
     assert json.loads((run_dir / "run.json").read_text())["resumed"][0]["command"][-2:] == ["--resume", str(run_dir)]
+
+
+def test_run_killed_inside_an_epoch_resumes_from_its_last_step_saved(sample_processed, reference, tmp_path, run_cli):
+    """With checkpoint_minutes=0 last.pt is written at every sync inside an epoch: the resumed run
+    reshuffles that epoch as it was, skips the steps done and ends like the uninterrupted one."""
+    run_dir = tmp_path / "killed"
+    killed = _interrupt_in_second_epoch(sample_processed, run_dir, signal.SIGKILL, "--set", "training.checkpoint_minutes=0")
+    assert killed.returncode == -signal.SIGKILL
+    state = torch.load(run_dir / LAST, weights_only=True)
+    steps = -(-json.loads((sample_processed / "manifest.json").read_text())["counts"]["train_examples"] // 16)
+    assert state["epoch"] == 0 and 0 < state["partial"]["step"] < steps and state["partial"]["step"] % 20 == 0  # a sync (log_every)
+
+    result = run_cli("train", "--resume", run_dir)
+    assert result.code == 0, result.err
+    assert f"resuming epoch 2/{EPOCHS} after step {state['partial']['step']}" in result.out
+    _assert_same_run(run_dir, reference)
 
 
 def test_ctrl_c_exits_130_and_resumes(sample_processed, reference, tmp_path, run_cli):

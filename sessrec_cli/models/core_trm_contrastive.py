@@ -5,10 +5,10 @@ https://arxiv.org/abs/2204.11067). The encoder, the inference path and the CE te
 training adds cl_weight · InfoNCE(encode(view_a), encode(view_b), cl_temperature), each view
 masking every item independently with probability cl_dropout. With cl_weight = 0 the loss is
 CORE-trm's.
-Masking removes an item the way padding does (the seed's companion code writes 0 over it); as
+Masking removes an item the way padding does (the guide's companion code writes 0 over it); as
 the packed transformer needs left-aligned inputs, the surviving items are moved left in their
 order and so take the positions of their new index. The last item is never masked, which keeps
-at least one item per view and the most recent intent in both. Beyond the seed, off by
+at least one item per view and the most recent intent in both. Beyond the guide, off by
 default: `label_smoothing` in the CE term (its future work).
 """
 

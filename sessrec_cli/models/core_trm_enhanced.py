@@ -11,10 +11,10 @@
    diagonal is excluded).
 The Enhanced CORE guide's own "baseline" scores positions with an MLP over [f_i; p_i]; that is not among its
 listed improvements and not CORE's Eq. 4, so the weight head stays CORE-trm's linear w.
-The MLP is Linear(2d, d) -> tanh -> Linear(d, 1), as in the seed's companion code.
+The MLP is Linear(2d, d) -> tanh -> Linear(d, 1), as in the guide's companion code.
 Ablations (the Enhanced CORE guide): `layer_aggregation=False` reads the last layer; `gate=False` fixes g = 1/2
 (after normalisation, the plain sum h_trm + h_ave); `hard_neg_weight=0` drops the term.
-Beyond the seed, off by default: `label_smoothing` and `relative_position_bias` (its future work).
+Beyond the guide, off by default: `label_smoothing` and `relative_position_bias` (its future work).
 """
 
 from __future__ import annotations

@@ -106,7 +106,11 @@ def save_training_state(
     early_stopping: dict,
     epoch_seconds: list[float],
     order_rng: torch.Generator,
+    partial: dict | None = None,
 ) -> None:
+    """`epoch` is the last completed epoch (-1 for none); `partial`, when given, is how far the
+    next one had got: its `epoch`, the `step`s done, their loss `term_sums`, the `seconds` spent
+    and `order_before`, the order generator's state before that epoch's shuffle."""
     write_payload(
         path,
         {
@@ -118,6 +122,7 @@ def save_training_state(
             "early_stopping": early_stopping,
             "epoch_seconds": epoch_seconds,
             "rng": rng_states(order_rng),
+            "partial": partial,
         },
     )
 

@@ -69,6 +69,15 @@ class EarlyStopping:
         return False
 
 
+@dataclass
+class EpochProgress:
+    """How far an epoch got: what a last.pt written inside it holds, and where a resumed one starts."""
+
+    step: int = 0  # steps done
+    term_sums: dict[str, torch.Tensor] = field(default_factory=dict)  # each loss term summed over those steps
+    seconds: float = 0.0  # training time they took
+
+
 def save_checkpoint(path: Path, model: nn.Module, config: ExperimentConfig, n_items: int, epoch: int, valid: dict[str, float]) -> None:
     """Tensors and plain data only, so loading works with `weights_only=True`."""
     write_payload(path, {"model": model.state_dict(), "config": config.model_dump(mode="json"), "n_items": n_items, "epoch": epoch, "valid": valid})
@@ -96,9 +105,9 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def _progress_line(epoch: int, epochs: int, done: int, steps: int, loss: float, rate: float, elapsed: float) -> str:
+def _progress_line(epoch: int, epochs: int, done: int, steps: int, loss: float, rate: float, left: float) -> str:
     """`epoch 3/20  40% (128/318 steps)  loss 7.1234  1,020 ex/s  4m05s left`."""
-    left = round(elapsed * (steps - done) / done)
+    left = round(left)
     return (
         f"epoch {epoch + 1}/{epochs}  {100 * done // steps:>2}% ({done}/{steps} steps)  loss {loss:.4f}  "
         f"{rate:,.0f} ex/s  {left // 60}m{left % 60:02d}s left"
@@ -136,8 +145,13 @@ class _NonFiniteWatch:
         return list(self._first_bad)[index], step
 
 
-def _diverged(epoch: int, step: int, steps: int, what: str, run_dir: Path) -> TrainingError:
-    kept = f"{run_dir / LAST} keeps epoch {epoch}, the last good one" if epoch > 0 else "no epoch had completed, so no checkpoint was written"
+def _diverged(epoch: int, step: int, steps: int, what: str, run_dir: Path, saved_step: int) -> TrainingError:
+    if saved_step > 0:  # written inside this epoch, at a sync that had checked every step before it
+        kept = f"{run_dir / LAST} keeps epoch {epoch + 1} up to step {saved_step}/{steps}, the last good state"
+    elif epoch > 0:
+        kept = f"{run_dir / LAST} keeps epoch {epoch}, the last good one"
+    else:
+        kept = "no epoch had completed, so no checkpoint was written"
     return TrainingError(
         f"training diverged at epoch {epoch + 1}, step {step + 1}/{steps}: {what} is NaN or inf; {kept} "
         "(a lower training.lr or a training.grad_clip may help)"
@@ -154,24 +168,29 @@ def _train_epoch(
     epoch: int,
     console: Console,
     run_dir: Path,
+    start: EpochProgress,
+    save_inside: Callable[[EpochProgress], None] | None,
 ) -> dict[str, float]:
-    """One pass over `train` in `order`; returns the mean of each loss term.
+    """One pass over `train` in `order`, from step `start.step` on; returns the mean of each loss term.
 
     With `training.amp` the forward pass and loss run under bfloat16 autocast (no loss scaling
     is needed: bfloat16 has float32's exponent range); backward and the update stay outside.
+    `save_inside`, if given, writes last.pt at the first sync `training.checkpoint_minutes` after
+    the previous one: a sync has checked every step before it, so what it saves is sound.
     """
     model.train()
     n, bs = len(train), tc.batch_size
     steps = (n + bs - 1) // bs
-    term_sums: dict[str, torch.Tensor] = {}
+    term_sums = dict(start.term_sums)
     watch = _NonFiniteWatch()
-    started = time.perf_counter()
+    started = last_saved = time.perf_counter()
+    saved_step = start.step
     # Without a terminal (nohup, a pipe, a pipeline's log) the bar is off; a plain line every tenth
     # of the epoch shows a long CPU run is alive and when the epoch will end.
-    plain_lines, next_tenth = not console.is_terminal and not console.quiet, 1
+    plain_lines, next_tenth = not console.is_terminal and not console.quiet, 10 * start.step // steps + 1
     with _progress(console) as progress:
-        task = progress.add_task(f"epoch {epoch + 1}/{tc.epochs}", total=steps, loss=float("nan"), rate=0.0)
-        for step in range(steps):
+        task = progress.add_task(f"epoch {epoch + 1}/{tc.epochs}", total=steps, completed=start.step, loss=float("nan"), rate=0.0)
+        for step in range(start.step, steps):
             with torch.autocast(train.device.type, dtype=torch.bfloat16, enabled=tc.amp):
                 terms = objective(train, order[step * bs : (step + 1) * bs])
             for name, value in terms.items():
@@ -186,13 +205,18 @@ def _train_epoch(
             if (step + 1) % tc.log_every == 0 or step + 1 == steps:
                 bad = objective.first_failure(watch.first(), train.device)  # the host syncs here anyway, for the progress bar
                 if bad is not None:
-                    raise _diverged(epoch, bad[1], steps, bad[0], run_dir)
+                    raise _diverged(epoch, bad[1], steps, bad[0], run_dir, saved_step)
+                now = time.perf_counter()
                 mean_loss = float(sum(term_sums.values())) / (step + 1)
-                rate = min((step + 1) * bs, n) / (time.perf_counter() - started)
+                rate = (min((step + 1) * bs, n) - start.step * bs) / (now - started)
                 progress.update(task, completed=step + 1, loss=mean_loss, rate=rate)
                 if plain_lines and step + 1 < steps and 10 * (step + 1) >= next_tenth * steps:
                     next_tenth = 10 * (step + 1) // steps + 1
-                    console.print(_progress_line(epoch, tc.epochs, step + 1, steps, mean_loss, rate, time.perf_counter() - started))
+                    left = (now - started) * (steps - step - 1) / (step + 1 - start.step)
+                    console.print(_progress_line(epoch, tc.epochs, step + 1, steps, mean_loss, rate, left))
+                if save_inside is not None and step + 1 < steps and now - last_saved >= 60 * tc.checkpoint_minutes:
+                    save_inside(EpochProgress(step + 1, term_sums, start.seconds + now - started))
+                    last_saved, saved_step = time.perf_counter(), step + 1
     return {name: float(total) / steps for name, total in objective.mean_over_ranks(term_sums).items()}
 
 
@@ -222,20 +246,35 @@ def fit(
     train, valid = data.train.to(device), data.valid.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     order_rng = torch.Generator().manual_seed(config.seed)  # data order depends on the seed only
-    stopping, epoch_seconds, first_epoch = EarlyStopping(), [], 0
+    stopping, epoch_seconds, first_epoch, start = EarlyStopping(), [], 0, EpochProgress()
     if resume:
         state = load_training_state(run_dir / LAST, model, optimizer, config, data.n_items, order_rng, device)
         stopping, epoch_seconds, first_epoch = EarlyStopping(**state["early_stopping"]), list(state["epoch_seconds"]), state["epoch"] + 1
         distributed.run_on_main(lambda: truncate_metrics(run_dir / METRICS, state["epoch"]))
-        console.print(f"resuming after epoch {first_epoch}/{tc.epochs}")
+        partial = state.get("partial")
+        if partial is None:
+            console.print(f"resuming after epoch {first_epoch}/{tc.epochs}")
+        else:  # saved inside an epoch: shuffle it again as it was, carry on after its last saved step
+            order_rng.set_state(partial["order_before"].cpu())
+            start = EpochProgress(partial["step"], partial["term_sums"], partial["seconds"])
+            console.print(f"resuming epoch {first_epoch + 1}/{tc.epochs} after step {start.step}")
     objective = distributed.Objective(model, device)  # after resuming: rank 0's weights are the ones shared
+    # Other ranks' loss sums and generators are their own; a state saved by rank 0 alone would not hold them.
+    saves_inside = tc.checkpoint_minutes is not None and distributed.world_size() == 1
     for epoch in range(first_epoch, tc.epochs):
         if stopping.stale >= tc.patience:  # a resumed run that had already stopped
             break
         started = time.perf_counter()
+        order_before = order_rng.get_state()
         order = torch.randperm(len(train), generator=order_rng).to(device)
-        losses = _train_epoch(model, objective, train, optimizer, order, tc, epoch, console, run_dir)
-        train_seconds = time.perf_counter() - started
+
+        def save_inside(progress: EpochProgress) -> None:
+            partial = {"step": progress.step, "term_sums": progress.term_sums, "seconds": progress.seconds, "order_before": order_before}
+            save_training_state(run_dir / LAST, model, optimizer, config, data.n_items, epoch - 1, asdict(stopping), epoch_seconds, order_rng, partial)
+
+        losses = _train_epoch(model, objective, train, optimizer, order, tc, epoch, console, run_dir, start, save_inside if saves_inside else None)
+        train_seconds = start.seconds + time.perf_counter() - started
+        start = EpochProgress()
         epoch_seconds.append(train_seconds)
         started = time.perf_counter()
         valid_metrics = distributed.run_on_main(lambda: evaluate_split(model, valid, eval_config)[0])
