@@ -14,6 +14,7 @@ seeds, paired t-test and Wilcoxon test. A per-seed Welch t-test on the test MRR@
 usage: python benchmarks/core_vs_recbole.py [--processed data/sample/processed] [--name sample]
            [--model trm] [--seeds 2020 2021 2022] [--epochs 20] [--batch-size 256] [--device cpu]
            [--recbole-venv benchmarks/.recbole-venv] [--out benchmarks/results/core_vs_recbole_sample.json]
+           [--sessrec-runs 'benchmarks/records/core_table1_e20/tmall/core-trm-s{seed}']
 Needs `sessrec preprocess` of the dataset and `benchmarks/recbole/setup.sh` first. Finished
 runs are kept under benchmarks/runs/core_vs_recbole/<name>/<settings>/ and not trained again.
 """
@@ -30,6 +31,7 @@ import numpy as np
 from collect import machine
 from scipy import stats
 
+from sessrec_cli.data.sequences import manifest_digest
 from sessrec_cli.eval.compare import paired_tests, per_example_over_seeds, summarize
 from sessrec_cli.eval.metrics import compute_metrics
 from sessrec_cli.io import write_json_atomic
@@ -38,8 +40,25 @@ HERE = Path(__file__).resolve().parent
 TOPK = [5, 10, 20]
 
 
+def reused_run(pattern: str, seed: int, args: argparse.Namespace) -> Path:
+    """A finished sessrec run given by `--sessrec-runs`, checked to follow this comparison's protocol."""
+    run = Path(pattern.format(seed=seed))
+    if not (run / "report.json").is_file():
+        sys.exit(f"{run}: not a finished run (report.json missing)")
+    report = json.loads((run / "report.json").read_text())
+    training = report["config"]["training"]
+    found = {"model": report["model"], "seed": report["seed"], "epochs": training["epochs"], "batch_size": training["batch_size"], "patience": training["patience"]}
+    wanted = {"model": f"core-{args.model}", "seed": seed, "epochs": args.epochs, "batch_size": args.batch_size, "patience": 5}
+    if found != wanted:
+        differ = ", ".join(f"{key} {found[key]} (expected {wanted[key]})" for key in wanted if found[key] != wanted[key])
+        sys.exit(f"{run}: another protocol: {differ}")
+    if report["data_manifest_hash"] != manifest_digest(json.loads((args.processed / "manifest.json").read_text())):
+        sys.exit(f"{run}: trained on other data than {args.processed} (data manifest hash differs)")
+    return run
+
+
 def sessrec_ranks(args: argparse.Namespace, seed: int, runs: Path) -> tuple[np.ndarray, dict]:
-    run = runs / f"sessrec-s{seed}"
+    run = reused_run(args.sessrec_runs, seed, args) if args.sessrec_runs else runs / f"sessrec-s{seed}"
     if not (run / "report.json").is_file():
         subprocess.run(
             [
@@ -94,6 +113,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--recbole-venv", type=Path, default=HERE / ".recbole-venv")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--sessrec-runs", default=None,
+        help="finished sessrec runs to reuse instead of training, one per seed: a path with {seed}, "
+        "e.g. benchmarks/records/core_table1_e20/tmall/core-trm-s{seed}",
+    )
     args = parser.parse_args()
     if not (args.processed / "manifest.json").is_file():
         sys.exit(f"{args.processed}: no processed dataset; run `sessrec preprocess` first")

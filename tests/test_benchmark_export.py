@@ -1,12 +1,17 @@
-"""The RecBole side of benchmarks/speed_core.py trains on sessrec's examples, one for one."""
+"""The RecBole side of the benchmarks trains on sessrec's examples, one for one, and is compared
+only with sessrec runs of its own protocol."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
-from sessrec_cli.data.sequences import load_dataset
+from sessrec_cli.data.sequences import load_dataset, manifest_digest
 
 
 def test_atomic_export_writes_every_example_of_every_split(sample_processed, tmp_path):
@@ -26,3 +31,36 @@ def test_atomic_export_writes_every_example_of_every_split(sample_processed, tmp
         ]
         assert lines == expected
         assert max(len(line.split("\t")[1].split()) for line in lines) == 5  # prefixes capped at --max-len
+
+
+def test_recbole_comparison_reuses_only_runs_of_its_protocol(sample_processed, tmp_path, monkeypatch):
+    """`core_vs_recbole.py --sessrec-runs` takes finished runs (e.g. Table 1 records) instead of
+    training, and refuses one of another model, seed, protocol or dataset."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from core_vs_recbole import reused_run
+
+    manifest = json.loads((sample_processed / "manifest.json").read_text())
+
+    def record(name: str, **changes) -> None:
+        report = {"model": "core-trm", "seed": 2020, "data_manifest_hash": manifest_digest(manifest),
+                  "config": {"training": {"epochs": 20, "batch_size": 2048, "patience": 5}}}
+        for key, value in changes.items():
+            (report["config"]["training"] if key in ("epochs", "batch_size", "patience") else report)[key] = value
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.json").write_text(json.dumps(report))
+
+    args = argparse.Namespace(model="trm", epochs=20, batch_size=2048, processed=sample_processed)
+    record("ok-s2020")
+    assert reused_run(str(tmp_path / "ok-s{seed}"), 2020, args) == tmp_path / "ok-s2020"
+    for name, changes, message in [
+        ("ave-s2020", {"model": "core-ave"}, "model core-ave (expected core-trm)"),
+        ("b256-s2020", {"batch_size": 256}, "batch_size 256 (expected 2048)"),
+        ("data-s2020", {"data_manifest_hash": "x"}, "trained on other data"),
+    ]:
+        record(name, **changes)
+        with pytest.raises(SystemExit, match=message.replace("(", r"\(").replace(")", r"\)")):
+            reused_run(str(tmp_path / name.replace("2020", "{seed}")), 2020, args)
+    with pytest.raises(SystemExit, match="seed 2020 \\(expected 2021\\)"):
+        reused_run(str(tmp_path / "ok-s2020"), 2021, args)
+    with pytest.raises(SystemExit, match="not a finished run"):
+        reused_run(str(tmp_path / "none-s{seed}"), 2020, args)
