@@ -6,6 +6,8 @@
 # Runs train under benchmarks/runs/core_ablation/ (scratch); each finished one is recorded under
 # benchmarks/records/core_ablation_e<EPOCHS>/ (committed, see pipelines/lib.sh). Re-running
 # continues: recorded runs are kept, interrupted ones resume from their last.pt.
+# The full model and core-trm are Table 1's Diginetica runs, trained with the same settings: they
+# train once, in pipelines/core_table1.sh's directories (TABLE1_OUT, TABLE1_RECORDS), for both tables.
 # SEEDS (space-separated) selects seeds; OUT, RECORDS, RESULTS and DATA_ROOT move runs,
 # records, results and data.
 set -euo pipefail
@@ -19,6 +21,8 @@ OUT=${OUT:-benchmarks/runs/core_ablation}
 RECORDS=${RECORDS:-benchmarks/records/core_ablation_e$EPOCHS}
 RESULTS=${RESULTS:-benchmarks/results}
 DATA_ROOT=${DATA_ROOT:-data}
+TABLE1_OUT=${TABLE1_OUT:-benchmarks/runs/core_table1}
+TABLE1_RECORDS=${TABLE1_RECORDS:-benchmarks/records/core_table1_e$EPOCHS}
 sessrec preprocess "$SHARED/diginetica/srgnn" --name diginetica --out-root "$DATA_ROOT"
 
 # name|model|overrides
@@ -32,12 +36,21 @@ VARIANTS=(
 for variant in "${VARIANTS[@]}"; do
   IFS='|' read -r name model override <<<"$variant"
   for seed in $SEEDS; do
-    extra=()
-    [ -n "$override" ] && extra=(--set "$override")
-    train_once "$OUT/$name-s$seed" "$RECORDS/$name-s$seed" --model "$model" --dataset diginetica --device "$DEVICE" --set seed="$seed" \
-      --set data.processed_dir="$DATA_ROOT/diginetica/processed" --set training.epochs="$EPOCHS" "${extra[@]}"
+    if [ -z "$override" ]; then  # a Table 1 run
+      run=$TABLE1_OUT/diginetica/$model-s$seed record=$TABLE1_RECORDS/diginetica/$model-s$seed extra=()
+    else
+      run=$OUT/$name-s$seed record=$RECORDS/$name-s$seed extra=(--set "$override")
+    fi
+    train_once "$run" "$record" --model "$model" --dataset diginetica --device "$DEVICE" --set seed="$seed" \
+      --set data.processed_dir="$DATA_ROOT/diginetica/processed" --set training.epochs="$EPOCHS" \
+      --set training.compile="$(compile_setting "$model")" "${extra[@]}"
   done
 done
 mapfile -t finished < <(finished_runs "$RECORDS")
+for model in core-trm core-trm-enhanced; do
+  for seed in $SEEDS; do
+    if [ -f "$TABLE1_RECORDS/diginetica/$model-s$seed/report.json" ]; then finished+=("$TABLE1_RECORDS/diginetica/$model-s$seed"); fi
+  done
+done
 sessrec compare "${finished[@]}" --json "$RESULTS/core_ablation_diginetica.json" \
   --markdown "$RESULTS/core_ablation_diginetica.md"

@@ -11,9 +11,7 @@
 # the table fills up over several sessions; the tables cover the recorded runs.
 # DATASETS, MODELS and SEEDS (space-separated) select a part of the grid; OUT, RECORDS, RESULTS
 # and DATA_ROOT move the runs, the records, the result files and the processed datasets.
-# COMPILED lists the models trained with training.compile, where it was measured to be faster
-# (benchmarks/results/speed_core_cpu.json); it changes speed only, and `sessrec compare` groups
-# compiled and eager seeds of a model together.
+# COMPILED lists the models trained with training.compile (pipelines/lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . pipelines/lib.sh
@@ -27,7 +25,6 @@ GRID_SEEDS="2020 2021 2022"
 DATASETS=${DATASETS:-$GRID_DATASETS}
 MODELS=${MODELS:-$GRID_MODELS}
 SEEDS=${SEEDS:-$GRID_SEEDS}
-COMPILED=${COMPILED:-core-ave core-trm}
 OUT=${OUT:-benchmarks/runs/core_table1}
 RECORDS=${RECORDS:-benchmarks/records/core_table1_e$EPOCHS}
 RESULTS=${RESULTS:-benchmarks/results}
@@ -38,8 +35,7 @@ for dataset in $DATASETS; do
   [ -n "${SOURCE[$dataset]:-}" ] || { echo "unknown dataset $dataset: expected one of ${!SOURCE[*]}" >&2; exit 2; }
   sessrec preprocess "$SHARED/${SOURCE[$dataset]}" --name "$dataset" --out-root "$DATA_ROOT"
   for model in $MODELS; do
-    compile=false
-    [[ " $COMPILED " == *" $model "* ]] && compile=true
+    compile=$(compile_setting "$model")
     for seed in $SEEDS; do
       train_once "$OUT/$dataset/$model-s$seed" "$RECORDS/$dataset/$model-s$seed" --model "$model" --dataset "$dataset" --device "$DEVICE" \
         --set data.processed_dir="$DATA_ROOT/$dataset/processed" --set seed="$seed" --set training.epochs="$EPOCHS" \

@@ -6,6 +6,15 @@
 # which is committed; the tables are built from the records alone. So a grid that takes more
 # CPU-hours than one machine session has fills up over many sessions or machines.
 RECORD_FILES=(report.json ranks_test.npy config.yaml run.json metrics.jsonl)
+# The models trained with training.compile, where it was measured to be faster
+# (benchmarks/results/speed_core_cpu.json); it changes speed only, and `sessrec compare` groups
+# compiled and eager seeds of a model together.
+COMPILED=${COMPILED:-core-ave core-trm}
+
+# compile_setting MODEL: the training.compile value for MODEL.
+compile_setting() {
+  if [[ " $COMPILED " == *" $1 "* ]]; then echo true; else echo false; fi
+}
 
 # train_once RUN_DIR RECORD_DIR TRAIN_ARGS...: nothing to do if RECORD_DIR holds a finished
 # run; else keep a finished RUN_DIR (it has report.json), resume an interrupted one from its

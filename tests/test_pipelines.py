@@ -124,8 +124,18 @@ def test_table1_resumes_an_interrupted_run(shared: Path, tmp_path: Path) -> None
 
 
 def test_ablation_compares_every_variant(shared: Path, tmp_path: Path) -> None:
-    run_pipeline("core_ablation.sh", shared, tmp_path, SEEDS="1")
+    table1 = {"TABLE1_OUT": str(tmp_path / "table1-runs"), "TABLE1_RECORDS": str(tmp_path / "table1-records")}
+    run_pipeline("core_ablation.sh", shared, tmp_path, SEEDS="1", **table1)
     result = json.loads((tmp_path / "results" / "core_ablation_diginetica.json").read_text())
     models = sorted(group["model"] for group in result["groups"])
     assert models == ["core-trm", *["core-trm-enhanced"] * 4]
     assert len({group["label"] for group in result["groups"]}) == 5
+    # The full model and core-trm are Table 1's runs: recorded there, and not trained again by it.
+    shared_runs = sorted(p.parent.name for p in (tmp_path / "table1-records" / "diginetica").glob("*/report.json"))
+    assert shared_runs == ["core-trm-enhanced-s1", "core-trm-s1"]
+    assert sorted(p.name for p in (tmp_path / "records").iterdir()) == ["no-gate-s1", "no-hard-negatives-s1", "no-layer-aggregation-s1"]
+    again = run_pipeline(
+        "core_table1.sh", shared, tmp_path, DATASETS="diginetica", MODELS="core-trm core-trm-enhanced", SEEDS="1",
+        OUT=table1["TABLE1_OUT"], RECORDS=table1["TABLE1_RECORDS"],
+    )
+    assert again.stdout.count(": done") == 2
