@@ -8,10 +8,12 @@ writes sessrec's processed split as RecBole atomic files). A whole RecBole epoch
 most of an hour, so every toolkit is timed on a fixed number of warm batches (batch 2048) after
 two untimed ones, and the epoch is that time the number of batches; the full test evaluation
 (60,858 prefixes x 43,097 items) is timed whole. Final accuracy comes from the protocol runs
-(benchmarks/core_diginetica.sh), not from here.
+(benchmarks/core_diginetica.sh), not from here. `--models` times other sessrec models too
+(eager and compiled; RecBole only for the two it has), e.g. to decide which models a pipeline
+compiles (`COMPILED` in pipelines/lib.sh).
 
 usage: python benchmarks/speed_core.py [--batches 20] [--device cpu] [--recbole-venv benchmarks/.recbole-venv]
-           [--out benchmarks/results/speed_core_cpu.json]
+           [--out benchmarks/results/speed_core_cpu.json] [--models core-trm core-ave]
 Needs `sessrec preprocess ../shared/data/diginetica/srgnn --name diginetica` first, and for the
 RecBole side `benchmarks/recbole/setup.sh` (without its venv, RecBole is skipped and says so).
 """
@@ -33,15 +35,16 @@ from pathlib import Path
 
 import torch
 
-from sessrec_cli.config import CoreAveConfig, CoreTrmConfig
+from sessrec_cli.config import build_config
 from sessrec_cli.data.sequences import load_dataset
 from sessrec_cli.eval.ranking import target_ranks
-from sessrec_cli.models import build_model
+from sessrec_cli.models import MODELS, build_model
 from sessrec_cli.models.losses import SoftmaxSpec
 from sessrec_cli.train.run import seed_everything, versions
 
 HERE = Path(__file__).resolve().parent
-CONFIGS = {"core-trm": CoreTrmConfig, "core-ave": CoreAveConfig}
+WITH_RECBOLE = ("core-trm", "core-ave")  # the CORE models RecBole implements
+COMPILE_REFUSED = ("core-hn", "core-dahn")  # they mine hard negatives from their own logits
 
 
 def matmul_gflops(device: torch.device, repeats: int = 5) -> float:
@@ -59,12 +62,15 @@ def matmul_gflops(device: torch.device, repeats: int = 5) -> float:
     return 2 * 2048 * 100 * 43_097 * repeats / (time.perf_counter() - started) / 1e9
 
 
-def training_flops(config, batch, n_items: int) -> float:
-    """Matmul FLOPs of one training step (forward + backward = 3x forward).
+def training_flops(config, batch, n_items: int) -> float | None:
+    """Matmul FLOPs of one training step (forward + backward = 3x forward), for CORE-ave and CORE-trm.
 
     Logits: B x d x n. Transformer (CORE-trm): per real token, the QKV, output and feed-forward
-    projections; per sequence, the attention products over the padded width.
+    projections; per sequence, the attention products over the padded width. The other models
+    add their own work (extra views, heads), not counted here: None.
     """
+    if config.name not in ("core-ave", "core-trm"):
+        return None
     B, L = batch.item_seq.shape
     d = config.embedding_size
     forward = 2 * B * d * n_items
@@ -78,7 +84,7 @@ def time_sessrec(model_name: str, compiled: bool, data_dir: str, device_name: st
     """Train `batches` warm batches and run the full test evaluation, in this (child) process."""
     device = torch.device(device_name)
     data = load_dataset(Path(data_dir), 50)
-    config = CONFIGS[model_name]()
+    config = build_config({"model": {"name": model_name}}).model
     seed_everything(2020)
     model = build_model(config, data.n_items, 50, SoftmaxSpec(compiled=compiled)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -94,7 +100,8 @@ def time_sessrec(model_name: str, compiled: bool, data_dir: str, device_name: st
             started, cpu_started = time.perf_counter(), time.process_time()
         batch = train.batch(order[step * 2048 : (step + 1) * 2048])
         if step >= warmup:
-            flops += training_flops(config, batch, data.n_items)
+            step_flops = training_flops(config, batch, data.n_items)
+            flops = None if step_flops is None else flops + step_flops
         loss = sum(model.loss(batch).values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -118,7 +125,7 @@ def time_sessrec(model_name: str, compiled: bool, data_dir: str, device_name: st
         "batches_per_epoch": steps_per_epoch,
         "estimated_epoch_seconds": round(elapsed / batches * steps_per_epoch, 1),
         "test_eval_seconds": round(eval_seconds, 2),
-        "training_gflops_per_second": round(flops / elapsed / 1e9, 1),
+        "training_gflops_per_second": None if flops is None else round(flops / elapsed / 1e9, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
@@ -148,6 +155,7 @@ def main() -> None:
     parser.add_argument("--data", default="data/diginetica/processed")
     parser.add_argument("--recbole-venv", type=Path, default=HERE / ".recbole-venv")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed_core_cpu.json"))
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(WITH_RECBOLE))
     args = parser.parse_args()
     device = torch.device(args.device)
     peak = matmul_gflops(device)
@@ -158,14 +166,21 @@ def main() -> None:
         atomic = Path(scratch)
         if with_recbole:
             subprocess.run([sys.executable, str(HERE / "recbole" / "export_atomic.py"), args.data, str(atomic), "diginetica"], check=True)
-        for name in CONFIGS:
+        for name in args.models:
             entry: dict[str, dict | float] = {}
-            for compiled in (False, True):
+            for compiled in (False, True) if name not in COMPILE_REFUSED else (False,):
                 ours = in_child(time_sessrec, name, compiled, args.data, args.device, args.batches)
-                ours["fraction_of_measured_matmul_rate"] = round(ours["training_gflops_per_second"] / peak, 3)
+                rate = ours["training_gflops_per_second"]
+                ours["fraction_of_measured_matmul_rate"] = None if rate is None else round(rate / peak, 3)
                 entry["sessrec_compiled" if compiled else "sessrec"] = ours
                 print(name, json.dumps(ours), flush=True)
-            if with_recbole:
+            if "sessrec_compiled" in entry:
+                eager, compiled_run = entry["sessrec"], entry["sessrec_compiled"]
+                entry["compiled_speedup"] = {
+                    "wall": ratio(eager["seconds_per_batch"], compiled_run["seconds_per_batch"]),
+                    "cpu_seconds": ratio(eager["cpu_seconds_per_batch"], compiled_run["cpu_seconds_per_batch"]),
+                }
+            if with_recbole and name in WITH_RECBOLE:
                 theirs = time_recbole(args.recbole_venv, atomic, name, args.device, args.batches)
                 entry["recbole"] = theirs
                 print(name, json.dumps(theirs), flush=True)

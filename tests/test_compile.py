@@ -42,8 +42,9 @@ def _train(config, run_dir):
     return STAGES["supervised"](config, run_dir, torch.device("cpu"), Console(quiet=True))
 
 
-def test_a_compiled_run_learns_and_reproduces_with_its_seed(sample_processed, tmp_path):
-    config = tiny_config(sample_processed, model="core-ave", compile=True)
+@pytest.mark.parametrize("model", ["core-ave", "core-trm-enhanced"])  # the enhanced model adds its own terms around the compiled CE
+def test_a_compiled_run_learns_and_reproduces_with_its_seed(sample_processed, tmp_path, model):
+    config = tiny_config(sample_processed, model=model, compile=True)
     first = _train(config, tmp_path / "a")
     second = _train(config, tmp_path / "b")
     assert first["test_metrics"] == second["test_metrics"]
