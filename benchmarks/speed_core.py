@@ -160,7 +160,8 @@ def main() -> None:
     device = torch.device(args.device)
     peak = matmul_gflops(device)
     load_start = os.getloadavg()
-    with_recbole = (args.recbole_venv / "bin" / "python").is_file()
+    has_venv = (args.recbole_venv / "bin" / "python").is_file()
+    with_recbole = has_venv and any(name in WITH_RECBOLE for name in args.models)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as scratch:
         atomic = Path(scratch)
@@ -205,7 +206,7 @@ def main() -> None:
         "note": (
             "Every toolkit timed on the same warm batches count, one process after another, on sessrec's identical split. "
             "Wall-time ratios hold when the machine is otherwise idle (see loadavg); CPU-second ratios are the work done."
-            + ("" if with_recbole else " RecBole was not run: its venv is missing (benchmarks/recbole/setup.sh).")
+            + ("" if has_venv else " RecBole was not run: its venv is missing (benchmarks/recbole/setup.sh).")
         ),
         "results": results,
     }
