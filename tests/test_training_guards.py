@@ -59,6 +59,18 @@ def test_nan_loss_stops_with_exit_code_1(sample_processed, tmp_path, run_cli, mo
     _assert_stopped_after_first_epoch(tmp_path / "run")
 
 
+def test_a_stop_inside_an_epoch_keeps_the_last_step_saved_before_it(sample_processed, tmp_path, run_cli, monkeypatch):
+    """last.pt written inside the epoch (every sync, every 2 steps) holds the last sync before the
+    NaN: a sync checks every step before it, so what it saved is sound."""
+    steps = _break_loss_at(monkeypatch, sample_processed, epoch=2, step=9, make_bad=lambda self, terms: {"ce": terms["ce"] * float("nan")})
+    result = _train(run_cli, sample_processed, tmp_path / "run", "--set", "training.checkpoint_minutes=0", "--set", "training.log_every=2")
+    assert result.code == 1
+    assert f"epoch 2, step 9/{steps}: loss term 'ce' is NaN or inf; {tmp_path / 'run' / LAST} keeps epoch 2 up to step 8/{steps}" in result.err
+    state = torch.load(tmp_path / "run" / LAST, weights_only=True)
+    assert (state["epoch"], state["partial"]["step"]) == (0, 8)
+    assert all(torch.isfinite(value) for value in state["partial"]["term_sums"].values())
+
+
 def test_nan_gradient_norm_stops_when_clipping(sample_processed, tmp_path, run_cli, monkeypatch):
     def nan_gradient(self, terms):
         # sqrt at 0: the value is 0, its gradient inf * 0 = NaN.
