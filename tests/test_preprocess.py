@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from conftest import REPO
 from sessrec_cli.data.preprocess import PreprocessConfig, expand_prefixes, process_given, process_sessions, process_users
 from sessrec_cli.data.types import GivenSplit, Interactions
 from sessrec_cli.errors import InputError
@@ -114,3 +119,24 @@ def test_manifest_digest_identifies_the_data_not_the_preprocessing_run(tmp_path:
     assert moved["inputs"][0]["path"] != first["inputs"][0]["path"]
     assert manifest_digest(first) == manifest_digest(again) == manifest_digest(moved)
     assert manifest_digest(manifest("raw", "d", min_item_count=1)) != manifest_digest(first)
+
+
+def test_two_writers_of_one_processed_directory_swap_in_turn(tmp_path: Path) -> None:
+    """While another writer holds the swap lock, a finished preprocess waits, leaving the current
+    directory in place, then replaces it whole."""
+    command = [sys.executable, "-m", "sessrec_cli", "preprocess", str(REPO / "data" / "sample" / "raw"), "--name", "s", "--out-root", str(tmp_path)]
+    subprocess.run(command, check=True, capture_output=True)
+    final = tmp_path / "s" / "processed"
+    before = (final / "manifest.json").stat().st_ino
+    with open(tmp_path / "s" / ".processed.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "s").glob(".processed.*.partial/manifest.json")):  # staged, at the swap
+            assert writer.poll() is None and time.monotonic() < deadline, writer.stderr.read()
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert writer.poll() is None and (final / "manifest.json").stat().st_ino == before
+    assert writer.wait(timeout=60) == 0
+    assert (final / "manifest.json").stat().st_ino != before
+    assert sorted(path.name for path in (tmp_path / "s").iterdir()) == [".processed.lock", "processed"]
