@@ -269,8 +269,8 @@ def fit(
         order = torch.randperm(len(train), generator=order_rng).to(device)
 
         def save_inside(progress: EpochProgress) -> None:
-            partial = {"step": progress.step, "term_sums": progress.term_sums, "seconds": progress.seconds, "order_before": order_before}
-            save_training_state(run_dir / LAST, model, optimizer, config, data.n_items, epoch - 1, asdict(stopping), epoch_seconds, order_rng, partial)
+            so_far = {"step": progress.step, "term_sums": progress.term_sums, "seconds": progress.seconds, "order_before": order_before}
+            save_training_state(run_dir / LAST, model, optimizer, config, data.n_items, epoch - 1, asdict(stopping), epoch_seconds, order_rng, so_far)
 
         losses = _train_epoch(model, objective, train, optimizer, order, tc, epoch, console, run_dir, start, save_inside if saves_inside else None)
         train_seconds = start.seconds + time.perf_counter() - started
