@@ -8,7 +8,7 @@
 # continues: recorded runs are kept, interrupted ones resume from their last.pt.
 # The full model and core-trm are Table 1's Diginetica runs, trained with the same settings: they
 # train once, in pipelines/core_table1.sh's directories (TABLE1_OUT, TABLE1_RECORDS), for both tables.
-# SEEDS (space-separated) selects seeds; OUT, RECORDS, RESULTS and DATA_ROOT move runs,
+# JOBS=N trains N runs at a time (see pipelines/core_table1.sh). SEEDS (space-separated) selects seeds; OUT, RECORDS, RESULTS and DATA_ROOT move runs,
 # records, results and data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,11 +41,12 @@ for variant in "${VARIANTS[@]}"; do
     else
       run=$OUT/$name-s$seed record=$RECORDS/$name-s$seed extra=(--set "$override")
     fi
-    train_once "$run" "$record" --model "$model" --dataset diginetica --device "$DEVICE" --set seed="$seed" \
+    spawn "$run.log" train_once "$run" "$record" --model "$model" --dataset diginetica --device "$DEVICE" --set seed="$seed" \
       --set data.processed_dir="$DATA_ROOT/diginetica/processed" --set training.epochs="$EPOCHS" \
       --set training.compile="$(compile_setting "$model")" "${extra[@]}"
   done
 done
+reap
 mapfile -t finished < <(finished_runs "$RECORDS")
 for model in core-trm core-trm-enhanced; do
   for seed in $SEEDS; do

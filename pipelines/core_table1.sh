@@ -9,6 +9,8 @@
 # under benchmarks/records/core_table1_e<EPOCHS>/<dataset>/<model>-s<seed>/, which is committed.
 # Re-running continues: a recorded run is kept, an interrupted one resumes from its last.pt, so
 # the table fills up over several sessions; the tables cover the recorded runs.
+# JOBS=N trains N runs at a time (each run's output then goes to RUN_DIR.log; give each a share
+# of the cores, e.g. OMP_NUM_THREADS=1 JOBS=2 on two cores).
 # DATASETS, MODELS and SEEDS (space-separated) select a part of the grid; OUT, RECORDS, RESULTS
 # and DATA_ROOT move the runs, the records, the result files and the processed datasets.
 # COMPILED lists the models trained with training.compile (pipelines/lib.sh).
@@ -37,11 +39,12 @@ for dataset in $DATASETS; do
   for model in $MODELS; do
     compile=$(compile_setting "$model")
     for seed in $SEEDS; do
-      train_once "$OUT/$dataset/$model-s$seed" "$RECORDS/$dataset/$model-s$seed" --model "$model" --dataset "$dataset" --device "$DEVICE" \
-        --set data.processed_dir="$DATA_ROOT/$dataset/processed" --set seed="$seed" --set training.epochs="$EPOCHS" \
-        --set training.compile="$compile"
+      spawn "$OUT/$dataset/$model-s$seed.log" train_once "$OUT/$dataset/$model-s$seed" "$RECORDS/$dataset/$model-s$seed" \
+        --model "$model" --dataset "$dataset" --device "$DEVICE" --set data.processed_dir="$DATA_ROOT/$dataset/processed" \
+        --set seed="$seed" --set training.epochs="$EPOCHS" --set training.compile="$compile"
     done
   done
+  reap
   mapfile -t finished < <(finished_runs "$RECORDS/$dataset")
   sessrec compare "${finished[@]}" --json "$RESULTS/core_table1_$dataset.json" --markdown "$RESULTS/core_table1_$dataset.md"
 done

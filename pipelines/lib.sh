@@ -59,3 +59,34 @@ finished_runs() {
   done
   return 0
 }
+
+# JOBS runs at a time (default 1). `spawn LOG COMMAND...` runs COMMAND; with JOBS > 1 in the
+# background, its output in LOG, once fewer than JOBS spawned ones are running. `reap` waits for
+# them all and fails if any did, after every one has ended (a failed run does not stop the others).
+JOBS=${JOBS:-1}
+SPAWNED=()
+spawn() {
+  local log=$1
+  shift
+  if [ "$JOBS" -le 1 ]; then
+    "$@"
+    return
+  fi
+  # Polled, not `wait -n`: a job reaped that way would no longer give `reap` its exit status.
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 1; done
+  mkdir -p "$(dirname "$log")"
+  ( "$@" ) > "$log" 2>&1 &
+  SPAWNED+=("$!:$log")
+  echo "started: $log"
+}
+reap() {
+  local entry failed=0
+  for entry in ${SPAWNED[@]+"${SPAWNED[@]}"}; do
+    if ! wait "${entry%%:*}"; then
+      echo "failed: ${entry#*:}" >&2
+      failed=1
+    fi
+  done
+  SPAWNED=()
+  return $failed
+}
