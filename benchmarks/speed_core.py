@@ -38,13 +38,22 @@ import torch
 from sessrec_cli.config import build_config
 from sessrec_cli.data.sequences import load_dataset
 from sessrec_cli.eval.ranking import target_ranks
-from sessrec_cli.models import MODELS, build_model
+from sessrec_cli.errors import InputError
+from sessrec_cli.models import MODELS, build_model, check_softmax
 from sessrec_cli.models.losses import SoftmaxSpec
 from sessrec_cli.train.run import seed_everything, versions
 
 HERE = Path(__file__).resolve().parent
 WITH_RECBOLE = ("core-trm", "core-ave")  # the CORE models RecBole implements
-COMPILE_REFUSED = ("core-hn", "core-dahn")  # they mine hard negatives from their own logits
+
+
+def compiles(name: str) -> bool:
+    """Whether the model accepts `training.compile` (the hard-negative ones refuse it)."""
+    try:
+        check_softmax(name, SoftmaxSpec(compiled=True))
+    except InputError:
+        return False
+    return True
 
 
 def matmul_gflops(device: torch.device, repeats: int = 5) -> float:
@@ -169,7 +178,7 @@ def main() -> None:
             subprocess.run([sys.executable, str(HERE / "recbole" / "export_atomic.py"), args.data, str(atomic), "diginetica"], check=True)
         for name in args.models:
             entry: dict[str, dict | float] = {}
-            for compiled in (False, True) if name not in COMPILE_REFUSED else (False,):
+            for compiled in (False, True) if compiles(name) else (False,):
                 ours = in_child(time_sessrec, name, compiled, args.data, args.device, args.batches)
                 rate = ours["training_gflops_per_second"]
                 ours["fraction_of_measured_matmul_rate"] = None if rate is None else round(rate / peak, 3)

@@ -8,8 +8,8 @@
 # continues: recorded runs are kept, interrupted ones resume from their last.pt.
 # The full model and core-trm are Table 1's Diginetica runs, trained with the same settings: they
 # train once, in pipelines/core_table1.sh's directories (TABLE1_OUT, TABLE1_RECORDS), for both tables.
-# JOBS=N trains N runs at a time (see pipelines/core_table1.sh). SEEDS (space-separated) selects seeds; OUT, RECORDS, RESULTS and DATA_ROOT move runs,
-# records, results and data.
+# JOBS=N trains N runs at a time (see pipelines/core_table1.sh). SEEDS (space-separated) selects
+# seeds; OUT, RECORDS, RESULTS and DATA_ROOT move runs, records, results and data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . pipelines/lib.sh
@@ -48,10 +48,9 @@ for variant in "${VARIANTS[@]}"; do
 done
 reap
 mapfile -t finished < <(finished_runs "$RECORDS")
-for model in core-trm core-trm-enhanced; do
-  for seed in $SEEDS; do
-    if [ -f "$TABLE1_RECORDS/diginetica/$model-s$seed/report.json" ]; then finished+=("$TABLE1_RECORDS/diginetica/$model-s$seed"); fi
-  done
+# Every recorded seed of the shared runs, as of its own records (core-trm-s* is not core-trm-enhanced-s*).
+for record in "$TABLE1_RECORDS"/diginetica/core-trm-s* "$TABLE1_RECORDS"/diginetica/core-trm-enhanced-s*; do
+  if [ -f "$record/report.json" ]; then finished+=("$record"); fi
 done
 sessrec compare "${finished[@]}" --json "$RESULTS/core_ablation_diginetica.json" \
   --markdown "$RESULTS/core_ablation_diginetica.md"

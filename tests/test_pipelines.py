@@ -152,3 +152,12 @@ def test_ablation_compares_every_variant(shared: Path, tmp_path: Path) -> None:
         OUT=table1["TABLE1_OUT"], RECORDS=table1["TABLE1_RECORDS"],
     )
     assert again.stdout.count(": done") == 2
+    # A Table 1 seed of core-trm recorded by the Table 1 pipeline alone joins the ablation's comparison, as
+    # every recorded ablation run does, whichever SEEDS a call names.
+    run_pipeline(
+        "core_table1.sh", shared, tmp_path, DATASETS="diginetica", MODELS="core-trm", SEEDS="2",
+        OUT=table1["TABLE1_OUT"], RECORDS=table1["TABLE1_RECORDS"],
+    )
+    run_pipeline("core_ablation.sh", shared, tmp_path, SEEDS="1", **table1)
+    result = json.loads((tmp_path / "results" / "core_ablation_diginetica.json").read_text())
+    assert {g["model"]: len(g["runs"]) for g in result["groups"] if g["model"] == "core-trm"} == {"core-trm": 2}

@@ -100,8 +100,8 @@ def check_same_test_set(runs: list[Run]) -> None:
 
 # How a run was executed, not what it computes: the device, torch.compile (equal to eager,
 # tested), the evaluation batch size (metrics do not depend on it, tested), the progress
-# bar's sync interval and how often last.pt is written (a resumed run is the same, tested). Seeds of one experiment run eager on a CPU and compiled on a GPU still
-# form one group.
+# bar's sync interval and how often last.pt is written (a resumed run is the same, tested).
+# Seeds of one experiment run eager on a CPU and compiled on a GPU still form one group.
 EXECUTION_SETTINGS = ("device", "compile", "eval_batch_size", "log_every", "checkpoint_minutes")
 
 

@@ -109,8 +109,8 @@ def save_training_state(
     partial: dict | None = None,
 ) -> None:
     """`epoch` is the last completed epoch (-1 for none); `partial`, when given, is how far the
-    next one had got: its `epoch`, the `step`s done, their loss `term_sums`, the `seconds` spent
-    and `order_before`, the order generator's state before that epoch's shuffle."""
+    next one had got: the `step`s done, their loss `term_sums`, the `seconds` spent and
+    `order_before`, the order generator's state before that epoch's shuffle."""
     write_payload(
         path,
         {
