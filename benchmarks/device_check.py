@@ -55,12 +55,14 @@ def train(run_dir: Path, device: str, settings: list[str], epochs: int) -> dict:
     }
 
 
-def ranks_on(run_dir: Path, device: torch.device, batch_size: int) -> np.ndarray:
+def ranks_on(run_dir: Path, device: torch.device, batch_sizes: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """The trained model's test ranks on `device`, per evaluation batch size (data and model loaded once)."""
     config = load_config(run_dir / "config.yaml")
     data = load_dataset(config.data.resolved_dir(), config.data.max_len)
     model = build_model(config.model, data.n_items, config.data.max_len).to(device)
     load_checkpoint(run_dir / CHECKPOINT, model, device)
-    return target_ranks(model, data.test.to(device), batch_size)
+    test = data.test.to(device)
+    return {batch_size: target_ranks(model, test, batch_size) for batch_size in batch_sizes}
 
 
 def main() -> None:
@@ -74,11 +76,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         runs = Path(scratch)
         trainings = {name: train(runs / name, where or args.device, settings, args.epochs) for name, (where, settings) in TRAININGS.items()}
-        reference = ranks_on(runs / "cpu", torch.device("cpu"), 4096)
+        reference = ranks_on(runs / "cpu", torch.device("cpu"), (4096,))[4096]
+        ours = compute_metrics(reference, [20])
         ranking = {}
-        for batch_size in (64, 4096):
-            ranks = ranks_on(runs / "cpu", device, batch_size)
-            ours, theirs = compute_metrics(reference, [20]), compute_metrics(ranks, [20])
+        for batch_size, ranks in ranks_on(runs / "cpu", device, (64, 4096)).items():
+            theirs = compute_metrics(ranks, [20])
             ranking[f"eval_batch_{batch_size}"] = {
                 "identical_ranks": round(float((ranks == reference).mean()), 6),
                 "max_rank_difference": int(np.abs(ranks.astype(np.int64) - reference).max()),
