@@ -16,7 +16,8 @@ usage: python benchmarks/core_vs_recbole.py [--processed data/sample/processed] 
            [--recbole-venv benchmarks/.recbole-venv] [--out benchmarks/results/core_vs_recbole_sample.json]
            [--sessrec-runs 'benchmarks/records/core_table1_e20/tmall/core-trm-s{seed}']
 Needs `sessrec preprocess` of the dataset and `benchmarks/recbole/setup.sh` first. Finished
-runs are kept under benchmarks/runs/core_vs_recbole/<name>/<settings>/ and not trained again.
+runs are kept under benchmarks/runs/core_vs_recbole/<name>/<settings>/ and not trained again; an
+interrupted RecBole fit resumes there after its last finished epoch when the script is run again.
 """
 
 from __future__ import annotations
@@ -75,17 +76,18 @@ def sessrec_ranks(args: argparse.Namespace, seed: int, runs: Path) -> tuple[np.n
 
 
 def recbole_ranks(args: argparse.Namespace, seed: int, runs: Path, atomic: Path) -> tuple[np.ndarray, dict]:
-    out, ranks = runs / f"recbole-s{seed}.json", runs / f"recbole-s{seed}.npy"
+    out, ranks, state = runs / f"recbole-s{seed}.json", runs / f"recbole-s{seed}.npy", runs / f"recbole-s{seed}.state.pt"
     if not out.is_file():
         subprocess.run(
             [
                 str(args.recbole_venv / "bin" / "python"), str(HERE / "recbole" / "run_core.py"), str(atomic), args.name, args.model,
                 str(out), "--fit", "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--seed", str(seed),
-                "--device", args.device, "--ranks", str(ranks),
+                "--device", args.device, "--ranks", str(ranks), "--state", str(state),
             ],
             check=True,
             cwd=runs,  # RecBole writes its log_tensorboard/ folder into the working directory
         )
+        state.unlink(missing_ok=True)  # tens of MB, and the finished result no longer needs it
     result = json.loads(out.read_text())
     summary = {
         "best_epoch": result["best_epoch"], "fit_seconds": result["fit_seconds"],

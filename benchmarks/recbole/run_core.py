@@ -8,13 +8,19 @@ epochs, early stopping on valid MRR@20 with stopping_step 5), the test split is 
 its best checkpoint, and `--ranks` saves each test example's target rank in the order of
 export_atomic's lines, counted as sessrec counts (every item scoring at least as high as the
 target; padding never ranked), so that `sessrec`-side code can pair the two toolkits per example.
+With `--state STATE.pt` a fit saves the whole training state after every epoch (weights, Adam's
+moments, the best epoch's weights, the early-stopping counters and every random generator RecBole
+draws from), so that a fit stopped by the end of a machine session resumes after its last
+finished epoch where it is started again with the same arguments, and goes on as if never stopped.
 Writes one JSON object.
 usage: python run_core.py DATA_DIR NAME {trm,ave} OUT_JSON [--batches 20] [--warmup 2] [--epochs 0] [--device cpu]
-           [--batch-size 2048] [--fit --seed 2020 --ranks RANKS.npy]
+           [--batch-size 2048] [--fit --seed 2020 --ranks RANKS.npy --state STATE.pt]
 """
 
 import argparse
 import json
+import os
+import random
 import resource
 import time
 
@@ -39,6 +45,7 @@ parser.add_argument("--batch-size", type=int, default=2048)
 parser.add_argument("--fit", action="store_true")
 parser.add_argument("--seed", type=int, default=2020)
 parser.add_argument("--ranks")
+parser.add_argument("--state")
 args = parser.parse_args()
 
 # CORE's published hyperparameters, the same as sessrec's CoreTrmConfig/CoreAveConfig defaults.
@@ -80,10 +87,42 @@ class BestInMemory(Trainer):
 
     best_state: dict | None = None
     best_epoch: int | None = None
+    fit_seconds = 0.0  # before this process, when resumed
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         self.best_state = {name: value.detach().clone() for name, value in self.model.state_dict().items()}
         self.best_epoch = epoch
+
+    def save_state(self, path: str, epoch: int, fit_seconds: float) -> None:
+        """Everything the next epoch depends on, as tensors and plain data, written atomically."""
+        numpy_state = np.random.get_state()
+        state = {
+            "epoch": epoch, "fit_seconds": fit_seconds, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "best_state": self.best_state, "best_epoch": self.best_epoch,
+            "best_valid_score": float(self.best_valid_score), "cur_step": self.cur_step,
+            "best_valid_result": {k: float(v) for k, v in self.best_valid_result.items()},
+            "train_loss_dict": {k: float(v) for k, v in self.train_loss_dict.items()},
+            "torch_rng": torch.get_rng_state(), "shuffle_rng": train.generator.get_state(),
+            "numpy_rng": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
+            "python_rng": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+        }
+        torch.save(state, path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+    def load_state(self, path: str) -> None:
+        state = torch.load(path, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.best_state, self.best_epoch = state["best_state"], state["best_epoch"]
+        self.best_valid_score, self.cur_step = state["best_valid_score"], state["cur_step"]
+        self.best_valid_result, self.train_loss_dict = state["best_valid_result"], state["train_loss_dict"]
+        torch.set_rng_state(state["torch_rng"])
+        train.generator.set_state(state["shuffle_rng"])
+        kind, keys, *rest = state["numpy_rng"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+        version, internal, gauss = state["python_rng"]
+        random.setstate((version, tuple(internal), gauss))
+        self.start_epoch, self.fit_seconds = state["epoch"] + 1, state["fit_seconds"]
 
 
 model = CORE(config, train.dataset).to(config["device"])
@@ -112,9 +151,21 @@ def test_ranks() -> np.ndarray:
 
 
 if args.fit:
+    if args.state and os.path.isfile(args.state):
+        trainer.load_state(args.state)
+        result["resumed_after_epoch"] = trainer.start_epoch - 1
     started = time.perf_counter()
-    _, best_valid = trainer.fit(train, valid, saved=True, show_progress=False)
-    result["fit_seconds"] = round(time.perf_counter() - started, 1)
+
+    def save_state(epoch: int, valid_score: float) -> None:
+        if args.state:
+            trainer.save_state(args.state, epoch, trainer.fit_seconds + time.perf_counter() - started)
+
+    # A state saved after the stopping epoch (the process ended before writing its result) needs no more training.
+    if trainer.cur_step > trainer.stopping_step or trainer.start_epoch >= trainer.epochs:
+        best_valid = trainer.best_valid_result
+    else:
+        _, best_valid = trainer.fit(train, valid, saved=True, show_progress=False, callback_fn=save_state)
+    result["fit_seconds"] = round(trainer.fit_seconds + time.perf_counter() - started, 1)
     result["best_epoch"] = trainer.best_epoch
     result["best_valid"] = {k: float(v) for k, v in best_valid.items()}
     model.load_state_dict(trainer.best_state)
