@@ -6,11 +6,11 @@
 # which is committed; the tables are built from the records alone. So a grid that takes more
 # CPU-hours than one machine session has fills up over many sessions or machines.
 RECORD_FILES=(report.json ranks_test.npy config.yaml run.json metrics.jsonl)
-# The models trained with training.compile: every one that accepts it, as each was measured to
-# train faster so on CPU (benchmarks/results/speed_{core,enhanced,da_contrastive}_cpu.json: 1.11-1.42x
-# fewer CPU-seconds a batch). It changes speed only, and `sessrec compare` groups compiled and
-# eager seeds of a model together. core-hn and core-dahn refuse it.
-COMPILED=${COMPILED:-core-ave core-trm core-da core-trm-enhanced core-trm-contrastive}
+# The models trained with training.compile: all seven, as each was measured to train faster so on
+# CPU (benchmarks/results/speed_{core,enhanced,da_contrastive,hn}_cpu.json: 1.11-1.42x fewer
+# CPU-seconds a batch). It changes speed only, and `sessrec compare` groups compiled and eager
+# seeds of a model together (the runs recorded before core-hn and core-dahn could compile are eager).
+COMPILED=${COMPILED:-core-ave core-trm core-da core-hn core-dahn core-trm-enhanced core-trm-contrastive}
 
 # compile_setting MODEL: the training.compile value for MODEL.
 compile_setting() {

@@ -169,8 +169,8 @@ class TrainingConfig(_Strict):
     softmax_chunk: int = Field(65536, gt=0)
     sampled_negatives: int = Field(8192, gt=0)
     amp: bool = False  # bfloat16 autocast around the forward pass and loss; evaluation stays float32
-    # torch.compile the full-softmax loss, the bulk of a step's work (a C++ compiler is needed on
-    # CPU). Off by default: its first steps compile for tens of seconds, which short runs never repay.
+    # torch.compile the full-softmax loss (with the hard-negative models' mining), the bulk of a
+    # step's work (a C++ compiler is needed on CPU). Off by default: its first steps compile for tens of seconds, which short runs never repay.
     compile: bool = False
 
     @field_validator("topk")

@@ -35,14 +35,11 @@ def softmax_spec(training: TrainingConfig) -> SoftmaxSpec:
 
 
 def check_softmax(name: str, softmax: SoftmaxSpec) -> None:
-    """Refuse a chunked or sampled softmax, or a compiled one, for a model whose loss needs the
-    full logits: the hard-negative models rank them to mine their negatives. Refuse compiling
-    a softmax other than the full one, which is the only one compiled."""
-    own_loss = "softmax" not in inspect.signature(MODELS[name]).parameters
-    if softmax.mode != "full" and own_loss:
+    """Refuse a chunked or sampled softmax for a model whose loss needs the full logits (the
+    hard-negative models rank them to mine their negatives), and compiling a softmax other than
+    the full one, which is the only one compiled."""
+    if softmax.mode != "full" and getattr(MODELS[name], "needs_full_logits", False):
         raise InputError(f"training.softmax={softmax.mode}: {name} needs the full logits of every step; use training.softmax=full")
-    if softmax.compiled and own_loss:
-        raise InputError(f"training.compile=true: {name} computes its own logits for hard negatives; set training.compile=false")
     if softmax.compiled and softmax.mode != "full":
         raise InputError(f"training.compile=true compiles the full softmax only; got training.softmax={softmax.mode}")
 

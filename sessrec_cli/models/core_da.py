@@ -25,7 +25,7 @@ from torch import nn
 
 from sessrec_cli.data.sequences import Batch
 from sessrec_cli.models.layers import RelativePositionBias, TransformerBlock, contextualise, masked_mean, weighted_item_sum
-from sessrec_cli.models.losses import FULL_SOFTMAX, SoftmaxSpec, catalogue_loss, rdm_logits
+from sessrec_cli.models.losses import FULL_SOFTMAX, SoftmaxSpec, catalogue_loss
 
 
 def _mlp(hidden_size: int, out_features: int) -> nn.Sequential:
@@ -103,10 +103,6 @@ class CoreDa(nn.Module):
 
     def item_embeddings(self) -> torch.Tensor:
         return F.normalize(self.item_embedding.weight[1:], dim=-1)
-
-    def logits(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """(B, n_items) RDM scores (Eq. 11), with item dropout while training."""
-        return rdm_logits(self.encode(item_seq), self.item_embedding.weight[1:], self.temperature, self.item_dropout, self.training)
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         session = self.encode(batch.item_seq)  # (B, d)

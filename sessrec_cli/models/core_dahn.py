@@ -14,10 +14,13 @@ from torch import nn
 
 from sessrec_cli.data.sequences import Batch
 from sessrec_cli.models.core_da import CoreDa
-from sessrec_cli.models.losses import ce_with_hard_negatives
+from sessrec_cli.models.losses import FULL_SOFTMAX, SoftmaxSpec, hard_negative_loss
 
 
 class CoreDahn(nn.Module):
+    # Mining ranks the whole (B, n_items) logits, so the chunked and sampled softmaxes cannot apply.
+    needs_full_logits = True
+
     def __init__(
         self,
         n_items: int,
@@ -38,6 +41,7 @@ class CoreDahn(nn.Module):
         hard_neg_weight: float,
         label_smoothing: float,
         relative_position_bias: bool,
+        softmax: SoftmaxSpec = FULL_SOFTMAX,
     ):
         super().__init__()
         if hard_neg_k >= n_items:
@@ -63,6 +67,7 @@ class CoreDahn(nn.Module):
         self.hard_neg_k = hard_neg_k
         self.hard_neg_weight = hard_neg_weight
         self.label_smoothing = label_smoothing
+        self.softmax = softmax
 
     def encode(self, item_seq: torch.Tensor) -> torch.Tensor:
         return self.encoder.encode(item_seq)
@@ -71,5 +76,8 @@ class CoreDahn(nn.Module):
         return self.encoder.item_embeddings()
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        logits = self.encoder.logits(batch.item_seq)  # (B, n_items), Eq. 11
-        return ce_with_hard_negatives(logits, batch.targets, self.hard_neg_k, self.hard_neg_weight, self.label_smoothing)
+        session = self.encode(batch.item_seq)  # (B, d)
+        return hard_negative_loss(self.softmax)(
+            session, self.encoder.item_embedding.weight[1:], batch.targets, self.encoder.temperature, self.encoder.item_dropout,
+            self.training, self.hard_neg_k, self.hard_neg_weight, self.label_smoothing,
+        )

@@ -15,10 +15,13 @@ from torch import nn
 
 from sessrec_cli.data.sequences import Batch
 from sessrec_cli.models.core_trm import CoreTrm
-from sessrec_cli.models.losses import ce_with_hard_negatives
+from sessrec_cli.models.losses import FULL_SOFTMAX, SoftmaxSpec, hard_negative_loss
 
 
 class CoreHn(nn.Module):
+    # Mining ranks the whole (B, n_items) logits, so the chunked and sampled softmaxes cannot apply.
+    needs_full_logits = True
+
     def __init__(
         self,
         n_items: int,
@@ -36,6 +39,7 @@ class CoreHn(nn.Module):
         hard_neg_k: int,
         hard_neg_weight: float,
         label_smoothing: float,
+        softmax: SoftmaxSpec = FULL_SOFTMAX,
     ):
         super().__init__()
         if hard_neg_k >= n_items:
@@ -57,6 +61,7 @@ class CoreHn(nn.Module):
         self.hard_neg_k = hard_neg_k
         self.hard_neg_weight = hard_neg_weight
         self.label_smoothing = label_smoothing
+        self.softmax = softmax
 
     def encode(self, item_seq: torch.Tensor) -> torch.Tensor:
         return self.encoder.encode(item_seq)
@@ -65,5 +70,8 @@ class CoreHn(nn.Module):
         return self.encoder.item_embeddings()
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        logits = self.encoder.logits(batch.item_seq)  # (B, n_items), Eq. 11
-        return ce_with_hard_negatives(logits, batch.targets, self.hard_neg_k, self.hard_neg_weight, self.label_smoothing)
+        session = self.encode(batch.item_seq)  # (B, d)
+        return hard_negative_loss(self.softmax)(
+            session, self.encoder.item_embedding.weight[1:], batch.targets, self.encoder.temperature, self.encoder.item_dropout,
+            self.training, self.hard_neg_k, self.hard_neg_weight, self.label_smoothing,
+        )

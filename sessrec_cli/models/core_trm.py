@@ -18,7 +18,7 @@ from torch import nn
 
 from sessrec_cli.data.sequences import Batch
 from sessrec_cli.models.layers import TransformerBlock, contextualise, weighted_item_sum
-from sessrec_cli.models.losses import FULL_SOFTMAX, SoftmaxSpec, catalogue_loss, rdm_logits
+from sessrec_cli.models.losses import FULL_SOFTMAX, SoftmaxSpec, catalogue_loss
 
 
 class CoreTrm(nn.Module):
@@ -67,11 +67,6 @@ class CoreTrm(nn.Module):
 
     def item_embeddings(self) -> torch.Tensor:
         return F.normalize(self.item_embedding.weight[1:], dim=-1)
-
-    def logits(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """(B, n_items) RDM scores, with item dropout while training; models that reuse this
-        encoder with another objective start from them."""
-        return rdm_logits(self.encode(item_seq), self.item_embedding.weight[1:], self.temperature, self.item_dropout, self.training)
 
     def cross_entropy(self, item_seq: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
         """CORE's loss (Eq. 5) over the RDM scores, normalised over the catalogue as `softmax` says."""

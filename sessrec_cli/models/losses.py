@@ -228,6 +228,34 @@ def ce_with_hard_negatives(
     return terms
 
 
+def rdm_ce_with_hard_negatives(
+    session: torch.Tensor,
+    item_table: torch.Tensor,
+    targets: torch.Tensor,
+    temperature: float,
+    item_dropout: float,
+    training: bool,
+    k: int,
+    weight: float,
+    label_smoothing: float,
+) -> dict[str, torch.Tensor]:
+    """`ce_with_hard_negatives` over the RDM logits (Eq. 11) as one function of tensors, for torch.compile."""
+    return ce_with_hard_negatives(rdm_logits(session, item_table, temperature, item_dropout, training), targets, k, weight, label_smoothing)
+
+
+@functools.cache
+def _compiled_rdm_ce_with_hard_negatives() -> Callable[..., dict[str, torch.Tensor]]:
+    """`rdm_ce_with_hard_negatives` compiled once per process, on first use: besides the softmax's
+    passes, mining copies and ranks the (B, n_items) logits, which eager mode also runs pass by pass."""
+    return torch.compile(rdm_ce_with_hard_negatives, dynamic=False)
+
+
+def hard_negative_loss(softmax: SoftmaxSpec) -> Callable[..., dict[str, torch.Tensor]]:
+    """`rdm_ce_with_hard_negatives`, compiled where `softmax` says; its mode is always `full`
+    (`check_softmax` refuses the others for the hard-negative models)."""
+    return _compiled_rdm_ce_with_hard_negatives() if softmax.compiled else rdm_ce_with_hard_negatives
+
+
 def in_batch_negative_logsumexp(sessions: torch.Tensor, temperature: float) -> torch.Tensor:
     """The Enhanced CORE guide §3: push each session away from the other sessions of the batch,
 
