@@ -9,7 +9,8 @@
 # The full model and core-trm are Table 1's Diginetica runs, trained with the same settings: they
 # train once, in pipelines/core_table1.sh's directories (TABLE1_OUT, TABLE1_RECORDS), for both tables.
 # JOBS=N trains N runs at a time (see pipelines/core_table1.sh). SEEDS (space-separated) selects
-# seeds; OUT, RECORDS, RESULTS and DATA_ROOT move runs, records, results and data.
+# seeds; OUT, RECORDS, RESULTS and DATA_ROOT move runs, records, results and data; PREPROCESSED=1 as
+# in pipelines/core_table1.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . pipelines/lib.sh
@@ -23,7 +24,7 @@ RESULTS=${RESULTS:-benchmarks/results}
 DATA_ROOT=${DATA_ROOT:-data}
 TABLE1_OUT=${TABLE1_OUT:-benchmarks/runs/core_table1}
 TABLE1_RECORDS=${TABLE1_RECORDS:-benchmarks/records/core_table1_e$EPOCHS}
-sessrec preprocess "$SHARED/diginetica/srgnn" --name diginetica --out-root "$DATA_ROOT"
+prepare_dataset "$SHARED/diginetica/srgnn" diginetica
 
 # name|model|overrides
 VARIANTS=(

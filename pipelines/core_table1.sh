@@ -12,7 +12,8 @@
 # JOBS=N trains N runs at a time (each run's output then goes to RUN_DIR.log; give each a share
 # of the cores, e.g. OMP_NUM_THREADS=1 JOBS=2 on two cores).
 # DATASETS, MODELS and SEEDS (space-separated) select a part of the grid; OUT, RECORDS, RESULTS
-# and DATA_ROOT move the runs, the records, the result files and the processed datasets.
+# and DATA_ROOT move the runs, the records, the result files and the processed datasets;
+# PREPROCESSED=1 takes the processed datasets in DATA_ROOT as they are (no ../shared/data needed).
 # COMPILED lists the models trained with training.compile (pipelines/lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +36,7 @@ declare -A SOURCE=([diginetica]=diginetica/srgnn [yoochoose1_64]=yoochoose1_64/s
 
 for dataset in $DATASETS; do
   [ -n "${SOURCE[$dataset]:-}" ] || { echo "unknown dataset $dataset: expected one of ${!SOURCE[*]}" >&2; exit 2; }
-  sessrec preprocess "$SHARED/${SOURCE[$dataset]}" --name "$dataset" --out-root "$DATA_ROOT"
+  prepare_dataset "$SHARED/${SOURCE[$dataset]}" "$dataset"
   for model in $MODELS; do
     compile=$(compile_setting "$model")
     for seed in $SEEDS; do

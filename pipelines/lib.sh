@@ -10,7 +10,23 @@ RECORD_FILES=(report.json ranks_test.npy config.yaml run.json metrics.jsonl)
 # CPU (benchmarks/results/speed_{core,enhanced,da_contrastive,hn}_cpu.json: 1.11-1.42x fewer
 # CPU-seconds a batch). It changes speed only, and `sessrec compare` groups compiled and eager
 # seeds of a model together (the runs recorded before core-hn and core-dahn could compile are eager).
-COMPILED=${COMPILED:-core-ave core-trm core-da core-hn core-dahn core-trm-enhanced core-trm-contrastive}
+# COMPILED= (set, empty) trains every model eager.
+COMPILED=${COMPILED-core-ave core-trm core-da core-hn core-dahn core-trm-enhanced core-trm-contrastive}
+
+# prepare_dataset SOURCE NAME: `sessrec preprocess SOURCE` into DATA_ROOT/NAME/processed; with
+# PREPROCESSED=1, use what DATA_ROOT already holds instead (a machine without ../shared/data, such
+# as a lent GPU with no network, is given the processed data made elsewhere).
+prepare_dataset() {
+  local source=$1 name=$2
+  if [ "${PREPROCESSED:-0}" = 1 ]; then
+    if [ ! -f "$DATA_ROOT/$name/processed/manifest.json" ]; then
+      echo "PREPROCESSED=1 but $DATA_ROOT/$name/processed/manifest.json is missing: run sessrec preprocess there first" >&2
+      exit 2
+    fi
+  else
+    sessrec preprocess "$source" --name "$name" --out-root "$DATA_ROOT"
+  fi
+}
 
 # compile_setting MODEL: the training.compile value for MODEL.
 compile_setting() {

@@ -10,6 +10,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,48 @@ def test_ablation_compares_every_variant(shared: Path, tmp_path: Path) -> None:
     run_pipeline("core_ablation.sh", shared, tmp_path, SEEDS="1", **table1)
     result = json.loads((tmp_path / "results" / "core_ablation_diginetica.json").read_text())
     assert {g["model"]: len(g["runs"]) for g in result["groups"] if g["model"] == "core-trm"} == {"core-trm": 2}
+
+
+def test_gpu_session_trains_only_missing_runs_and_returns_the_new_records(shared: Path, tmp_path: Path) -> None:
+    """benchmarks/gpu_session.sh on the CPU: the lent GPU has no ../shared, so the data comes processed
+    (PREPROCESSED=1); what benchmarks/records holds is not trained again; the new records come back in one tar."""
+    records = tmp_path / "records"
+    run_pipeline("core_table1.sh", shared, tmp_path, DATASETS="diginetica", MODELS="core-ave", SEEDS="1", RECORDS=str(records / "core_table1_e1"))
+    out = tmp_path / "out"
+    session = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "SESSREC_SHARED_DATA": str(tmp_path / "no-shared-here"),
+        "DATA_ROOT": str(tmp_path / "data"),
+        "RECORDS_ROOT": str(records),
+        "WHEELS": str(tmp_path / "no-wheels"),
+        "DEVICE": "cpu",
+        "EPOCHS": "1",
+        "STEPS": "table1",
+        "DATASETS": "diginetica",
+        "MODELS": "core-ave core-trm",
+        "SEEDS": "1",
+        "JOBS": "2",
+        "OMP_NUM_THREADS": "1",
+    }
+    script = str(REPO / "benchmarks" / "gpu_session.sh")
+    result = subprocess.run(["bash", script, str(out), "600"], env=session, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "recorded 1 runs" in result.stdout
+    with tarfile.open(out / "records.tar") as tar:
+        files = sorted(member.name for member in tar.getmembers() if member.isfile())
+    assert files == [f"./core_table1_e1/diginetica/core-trm-s1/{name}" for name in ("config.yaml", "metrics.jsonl", "ranks_test.npy", "report.json", "run.json")]
+    with tarfile.open(out / "logs.tar.gz") as tar:
+        assert "runs/core_table1/diginetica/core-trm-s1.log" in tar.getnames()
+
+    # With the budget spent, nothing starts and nothing comes back.
+    shutil.rmtree(out)
+    spent = subprocess.run(["bash", script, str(out), "5"], env={**session, "MODELS": "core-da"}, capture_output=True, text=True)
+    assert spent.returncode == 0 and "not started, the budget is spent" in spent.stdout
+    assert not (out / "records.tar").exists() and not (records / "core_table1_e1" / "diginetica" / "core-da-s1").exists()
+
+
+def test_preprocessed_data_must_be_there(shared: Path, tmp_path: Path) -> None:
+    result = run_pipeline("core_table1.sh", shared, tmp_path, check=False, DATASETS="diginetica", MODELS="core-ave", SEEDS="1", PREPROCESSED="1")
+    assert result.returncode == 2
+    assert f"PREPROCESSED=1 but {tmp_path / 'data' / 'diginetica' / 'processed' / 'manifest.json'} is missing" in result.stderr
