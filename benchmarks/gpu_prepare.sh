@@ -34,6 +34,7 @@ if [ "$total" -ge $((64 * 1048576)) ]; then
   echo "too large: move untracked files out of the tree (git status lists them) or carry less" >&2
   exit 1
 fi
-printf 'device run: command "bash benchmarks/gpu_session.sh \\"$OUT\\" 480", timeout_s 560, carry ['
-printf '"%s", ' "${carry[@]:0:${#carry[@]}-1}"
-printf '"%s"]\n' "${carry[-1]}"
+echo 'the device run to make:'
+echo '  command:   bash benchmarks/gpu_session.sh "$OUT" 480'
+echo '  timeout_s: 560'
+printf '  carry:     [%s]\n' "$(printf '"%s", ' "${carry[@]}" | sed 's/, $//')"
