@@ -7,10 +7,9 @@ cd "$(dirname "$0")/.."
 . pipelines/lib.sh
 EPOCHS=${1:-20}
 DEVICE=${2:-auto}
-SHARED=${SESSREC_SHARED_DATA:-../shared/data}
 OUT=benchmarks/runs/core_diginetica_e${EPOCHS}
 RECORDS=benchmarks/records/core_diginetica_e${EPOCHS}  # committed: see pipelines/lib.sh
-sessrec preprocess "$SHARED/diginetica/srgnn" --name diginetica
+sessrec preprocess "$SHARED/${DATASET_SOURCE[diginetica]}" --name diginetica
 mkdir -p "$OUT"
 # Re-running continues where a stopped run left off: a recorded model is kept, an interrupted
 # one resumes from its last.pt, anything else starts afresh.

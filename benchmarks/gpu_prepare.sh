@@ -10,11 +10,11 @@
 # usage: benchmarks/gpu_prepare.sh   (in the venv that has sessrec installed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SHARED=${SESSREC_SHARED_DATA:-../shared/data}
-declare -A SOURCE=([sample]=data/sample/raw [diginetica]=$SHARED/diginetica/srgnn [yoochoose1_64]=$SHARED/yoochoose1_64/srgnn [tmall]=$SHARED/tmall/lessr)
-carry=(.whl)
-for name in sample diginetica yoochoose1_64 tmall; do
-  sessrec preprocess "${SOURCE[$name]}" --name "$name" >/dev/null
+. pipelines/lib.sh
+sessrec preprocess data/sample/raw --name sample >/dev/null
+carry=(.whl data/sample/processed)
+for name in diginetica yoochoose1_64 tmall; do
+  sessrec preprocess "$SHARED/${DATASET_SOURCE[$name]}" --name "$name" >/dev/null
   carry+=("data/$name/processed")
 done
 

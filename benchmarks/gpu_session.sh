@@ -47,7 +47,7 @@ rm -f "$OUT/imports.txt"
 
 touch "$scratch/started"
 sleep 1  # records written from now on are newer than the marker, whatever the clock's resolution
-# step SECONDS COMMAND...: COMMAND within the budget left, its output in OUT/session.log.
+# step COMMAND...: COMMAND within the budget left, its output in OUT/session.log.
 step() {
   local left=$((BUDGET - SECONDS))
   if [ "$left" -lt 30 ]; then

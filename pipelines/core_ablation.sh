@@ -16,7 +16,6 @@ cd "$(dirname "$0")/.."
 . pipelines/lib.sh
 EPOCHS=${1:-20}
 DEVICE=${2:-auto}
-SHARED=${SESSREC_SHARED_DATA:-../shared/data}
 SEEDS=${SEEDS:-2020 2021 2022}
 OUT=${OUT:-benchmarks/runs/core_ablation}
 RECORDS=${RECORDS:-benchmarks/records/core_ablation_e$EPOCHS}
@@ -24,7 +23,7 @@ RESULTS=${RESULTS:-benchmarks/results}
 DATA_ROOT=${DATA_ROOT:-data}
 TABLE1_OUT=${TABLE1_OUT:-benchmarks/runs/core_table1}
 TABLE1_RECORDS=${TABLE1_RECORDS:-benchmarks/records/core_table1_e$EPOCHS}
-prepare_dataset "$SHARED/diginetica/srgnn" diginetica
+prepare_dataset "$SHARED/${DATASET_SOURCE[diginetica]}" diginetica
 
 # name|model|overrides
 VARIANTS=(

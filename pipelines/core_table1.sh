@@ -20,7 +20,6 @@ cd "$(dirname "$0")/.."
 . pipelines/lib.sh
 EPOCHS=${1:-20}
 DEVICE=${2:-auto}
-SHARED=${SESSREC_SHARED_DATA:-../shared/data}
 # The planned grid; the merged table says which of its runs are recorded.
 GRID_DATASETS="diginetica yoochoose1_64 tmall"
 GRID_MODELS="core-ave core-trm core-da core-hn core-dahn core-trm-enhanced core-trm-contrastive"
@@ -32,11 +31,10 @@ OUT=${OUT:-benchmarks/runs/core_table1}
 RECORDS=${RECORDS:-benchmarks/records/core_table1_e$EPOCHS}
 RESULTS=${RESULTS:-benchmarks/results}
 DATA_ROOT=${DATA_ROOT:-data}
-declare -A SOURCE=([diginetica]=diginetica/srgnn [yoochoose1_64]=yoochoose1_64/srgnn [tmall]=tmall/lessr)
 
 for dataset in $DATASETS; do
-  [ -n "${SOURCE[$dataset]:-}" ] || { echo "unknown dataset $dataset: expected one of ${!SOURCE[*]}" >&2; exit 2; }
-  prepare_dataset "$SHARED/${SOURCE[$dataset]}" "$dataset"
+  [ -n "${DATASET_SOURCE[$dataset]:-}" ] || { echo "unknown dataset $dataset: expected one of ${!DATASET_SOURCE[*]}" >&2; exit 2; }
+  prepare_dataset "$SHARED/${DATASET_SOURCE[$dataset]}" "$dataset"
   for model in $MODELS; do
     compile=$(compile_setting "$model")
     for seed in $SEEDS; do

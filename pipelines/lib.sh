@@ -13,6 +13,11 @@ RECORD_FILES=(report.json ranks_test.npy config.yaml run.json metrics.jsonl)
 # COMPILED= (set, empty) trains every model eager.
 COMPILED=${COMPILED-core-ave core-trm core-da core-hn core-dahn core-trm-enhanced core-trm-contrastive}
 
+# The benchmark datasets (SESSREC_SHARED_DATA, default ../shared/data) and where each one's
+# published split lies in it.
+SHARED=${SESSREC_SHARED_DATA:-../shared/data}
+declare -A DATASET_SOURCE=([diginetica]=diginetica/srgnn [yoochoose1_64]=yoochoose1_64/srgnn [tmall]=tmall/lessr)
+
 # prepare_dataset SOURCE NAME: `sessrec preprocess SOURCE` into DATA_ROOT/NAME/processed; with
 # PREPROCESSED=1, use what DATA_ROOT already holds instead (a machine without ../shared/data, such
 # as a lent GPU with no network, is given the processed data made elsewhere).

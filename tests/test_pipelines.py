@@ -18,6 +18,7 @@ import pytest
 from conftest import REPO
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the pipelines are bash scripts")
+VENV_PATH = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # this venv's sessrec first
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def shared(tmp_path_factory) -> Path:
 def run_pipeline(script: str, shared: Path, out: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
     environment = {
         **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # this venv's sessrec
+        "PATH": VENV_PATH,
         "SESSREC_SHARED_DATA": str(shared),
         "OUT": str(out / "runs"),
         "RECORDS": str(out / "records"),
@@ -172,7 +173,7 @@ def test_gpu_session_trains_only_missing_runs_and_returns_the_new_records(shared
     out = tmp_path / "out"
     session = {
         **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PATH": VENV_PATH,
         "SESSREC_SHARED_DATA": str(tmp_path / "no-shared-here"),
         "DATA_ROOT": str(tmp_path / "data"),
         "RECORDS_ROOT": str(records),
