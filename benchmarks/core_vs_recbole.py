@@ -14,9 +14,9 @@ seeds, paired t-test and Wilcoxon test. A per-seed Welch t-test on the test MRR@
 usage: python benchmarks/core_vs_recbole.py [--processed data/sample/processed] [--name sample]
            [--model trm] [--seeds 2020 2021 2022] [--epochs 20] [--batch-size 256] [--device cpu]
            [--recbole-venv benchmarks/.recbole-venv] [--out benchmarks/results/core_vs_recbole_sample.json]
-           [--sessrec-runs 'benchmarks/records/core_table1_e20/tmall/core-trm-s{seed}']
+           [--sessrec-runs 'benchmarks/records/core_table1_e20/tmall/core-trm-s{seed}'] [--runs benchmarks/runs/core_vs_recbole]
 Needs `sessrec preprocess` of the dataset and `benchmarks/recbole/setup.sh` first. Finished
-runs are kept under benchmarks/runs/core_vs_recbole/<name>/<settings>/ and not trained again; an
+runs are kept under <--runs>/<name>/<settings>/ and not trained again; an
 interrupted RecBole fit resumes there after its last finished epoch when the script is run again.
 """
 
@@ -116,6 +116,10 @@ def main() -> None:
     parser.add_argument("--recbole-venv", type=Path, default=HERE / ".recbole-venv")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
+        "--runs", type=Path, default=HERE / "runs" / "core_vs_recbole",
+        help="where finished runs and an interrupted RecBole fit's state are kept (a multi-hour fit resumes from here)",
+    )
+    parser.add_argument(
         "--sessrec-runs", default=None,
         help="finished sessrec runs to reuse instead of training, one per seed: a path with {seed}, "
         "e.g. benchmarks/records/core_table1_e20/tmall/core-trm-s{seed}",
@@ -126,7 +130,7 @@ def main() -> None:
     if not (args.recbole_venv / "bin" / "python").is_file():
         sys.exit(f"{args.recbole_venv}: no RecBole venv; run benchmarks/recbole/setup.sh first")
     out = args.out or HERE / "results" / f"core_vs_recbole_{args.name}.json"
-    runs = HERE / "runs" / "core_vs_recbole" / args.name / f"{args.model}-e{args.epochs}-b{args.batch_size}-{args.device}"
+    runs = args.runs.resolve() / args.name / f"{args.model}-e{args.epochs}-b{args.batch_size}-{args.device}"
     runs.mkdir(parents=True, exist_ok=True)
     atomic = runs / "atomic"
     if not (atomic / args.name / f"{args.name}.test.inter").is_file():

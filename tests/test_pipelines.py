@@ -110,6 +110,9 @@ def test_table1_trains_continues_and_merges(shared: Path, tmp_path: Path) -> Non
     assert rows["core-ave"]["epochs"] == [{"seed": r["seed"], "best_epoch": r["best_epoch"] + 1, "epochs_run": r["epochs_run"]} for r in reports]
     assert ", ".join(f"{r['best_epoch'] + 1}/{r['epochs_run']}" for r in reports) in markdown
     assert "**tmall**: no run recorded yet" in markdown
+    # Every recorded variant on Diginetica is held against the Enhanced CORE guide's goal.
+    assert {v["model"] for v in table["goal"]["variants"]} == {"core-ave", "core-hn"}
+    assert "**Goal** (Enhanced CORE guide)" in markdown
 
 
 def test_table1_trains_runs_side_by_side_and_reports_a_failed_one(shared: Path, tmp_path: Path) -> None:
