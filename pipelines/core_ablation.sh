@@ -23,7 +23,7 @@ RESULTS=${RESULTS:-benchmarks/results}
 DATA_ROOT=${DATA_ROOT:-data}
 TABLE1_OUT=${TABLE1_OUT:-benchmarks/runs/core_table1}
 TABLE1_RECORDS=${TABLE1_RECORDS:-benchmarks/records/core_table1_e$EPOCHS}
-prepare_dataset "$SHARED/${DATASET_SOURCE[diginetica]}" diginetica
+prepare_dataset diginetica
 
 # name|model|overrides
 VARIANTS=(

@@ -33,8 +33,7 @@ RESULTS=${RESULTS:-benchmarks/results}
 DATA_ROOT=${DATA_ROOT:-data}
 
 for dataset in $DATASETS; do
-  [ -n "${DATASET_SOURCE[$dataset]:-}" ] || { echo "unknown dataset $dataset: expected one of ${!DATASET_SOURCE[*]}" >&2; exit 2; }
-  prepare_dataset "$SHARED/${DATASET_SOURCE[$dataset]}" "$dataset"
+  prepare_dataset "$dataset"
   for model in $MODELS; do
     compile=$(compile_setting "$model")
     for seed in $SEEDS; do

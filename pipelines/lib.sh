@@ -18,18 +18,19 @@ COMPILED=${COMPILED-core-ave core-trm core-da core-hn core-dahn core-trm-enhance
 SHARED=${SESSREC_SHARED_DATA:-../shared/data}
 declare -A DATASET_SOURCE=([diginetica]=diginetica/srgnn [yoochoose1_64]=yoochoose1_64/srgnn [tmall]=tmall/lessr)
 
-# prepare_dataset SOURCE NAME: `sessrec preprocess SOURCE` into DATA_ROOT/NAME/processed; with
-# PREPROCESSED=1, use what DATA_ROOT already holds instead (a machine without ../shared/data, such
-# as a lent GPU with no network, is given the processed data made elsewhere).
+# prepare_dataset NAME: `sessrec preprocess` NAME's published split (DATASET_SOURCE) into
+# DATA_ROOT/NAME/processed; with PREPROCESSED=1, use what DATA_ROOT already holds instead (a machine
+# without ../shared/data, such as a lent GPU with no network, is given the processed data made elsewhere).
 prepare_dataset() {
-  local source=$1 name=$2
+  local name=$1
+  [ -n "${DATASET_SOURCE[$name]:-}" ] || { echo "unknown dataset $name: expected one of ${!DATASET_SOURCE[*]}" >&2; exit 2; }
   if [ "${PREPROCESSED:-0}" = 1 ]; then
     if [ ! -f "$DATA_ROOT/$name/processed/manifest.json" ]; then
       echo "PREPROCESSED=1 but $DATA_ROOT/$name/processed/manifest.json is missing: run sessrec preprocess there first" >&2
       exit 2
     fi
   else
-    sessrec preprocess "$source" --name "$name" --out-root "$DATA_ROOT"
+    sessrec preprocess "$SHARED/${DATASET_SOURCE[$name]}" --name "$name" --out-root "$DATA_ROOT"
   fi
 }
 
