@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 EPOCHS=${1:-20}
 DEVICE=${2:-auto}
 OUT=benchmarks/runs/core_diginetica_e${EPOCHS}
+DATA_ROOT=data  # the configs read data/diginetica/processed
 RECORDS=benchmarks/records/core_diginetica_e${EPOCHS}  # committed: see pipelines/lib.sh
-sessrec preprocess "$SHARED/${DATASET_SOURCE[diginetica]}" --name diginetica
+prepare_dataset diginetica
 mkdir -p "$OUT"
 # Re-running continues where a stopped run left off: a recorded model is kept, an interrupted
 # one resumes from its last.pt, anything else starts afresh.

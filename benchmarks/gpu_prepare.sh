@@ -11,10 +11,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . pipelines/lib.sh
+DATA_ROOT=data
 sessrec preprocess data/sample/raw --name sample >/dev/null
 carry=(.whl data/sample/processed)
 for name in diginetica yoochoose1_64 tmall; do
-  sessrec preprocess "$SHARED/${DATASET_SOURCE[$name]}" --name "$name" >/dev/null
+  prepare_dataset "$name" >/dev/null
   carry+=("data/$name/processed")
 done
 
