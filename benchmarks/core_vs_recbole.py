@@ -10,11 +10,15 @@ target rank is counted the same way for both (benchmarks/recbole/run_core.py --r
 metrics come from one function (`sessrec_cli.eval.metrics`) and the toolkits are paired per
 example, as `sessrec compare` pairs models: per-example reciprocal rank and hit@20, averaged over
 seeds, paired t-test and Wilcoxon test. A per-seed Welch t-test on the test MRR@20 is beside it.
+The noise that a difference between the toolkits is measured against is in `seed_pairs`: every
+two runs paired per example, two seeds of one toolkit as well as one seed of each, and the largest
+difference of each kind. `--recbole-seeds` trains fewer RecBole seeds than sessrec ones (a
+RecBole fit on a Table 1 dataset takes hours on a CPU).
 
 usage: python benchmarks/core_vs_recbole.py [--processed data/sample/processed] [--name sample]
-           [--model trm] [--seeds 2020 2021 2022] [--epochs 20] [--batch-size 256] [--device cpu]
+           [--model trm] [--seeds 2020 2021 2022] [--recbole-seeds SEEDS (default: --seeds)] [--epochs 20] [--batch-size 256] [--device cpu]
            [--recbole-venv benchmarks/.recbole-venv] [--out benchmarks/results/core_vs_recbole_sample.json]
-           [--sessrec-runs 'benchmarks/records/core_table1_e20/tmall/core-trm-s{seed}'] [--runs benchmarks/runs/core_vs_recbole]
+           [--sessrec-runs 'benchmarks/records/core_table1_e20/tmall/core-trm-s{seed}'] [--runs benchmarks/records/core_vs_recbole]
 Needs `sessrec preprocess` of the dataset and `benchmarks/recbole/setup.sh` first. Finished
 runs are kept under <--runs>/<name>/<settings>/ and not trained again; an
 interrupted RecBole fit resumes there after its last finished epoch when the script is run again.
@@ -23,7 +27,9 @@ interrupted RecBole fit resumes there after its last finished epoch when the scr
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -104,20 +110,38 @@ def toolkit_summary(ranks: list[np.ndarray], runs: list[dict], seeds: list[int])
     }
 
 
+def seed_pairs(sides: dict[str, list[tuple[int, np.ndarray]]], k: int = 20) -> dict:
+    """Every two runs paired per test example: two seeds of one toolkit give the seed-to-seed noise,
+    one seed of each toolkit the difference between them; the largest |difference| of each kind."""
+    runs = [(name, f"{name} s{seed}", per_example_over_seeds([ranks], k)) for name, side in sides.items() for seed, ranks in side]
+    measures = (f"mrr@{k}", f"hit@{k}")
+    pairs, largest = [], {}
+    for (kind_a, a, per_a), (kind_b, b, per_b) in itertools.combinations(runs, 2):
+        kind = f"within {kind_a}" if kind_a == kind_b else "across toolkits"
+        tests = {measure: paired_tests(per_a[measure], per_b[measure]) for measure in measures}
+        pairs.append({"a": a, "b": b, "kind": kind, **{m: {"difference": t["mean_difference"], "t_pvalue": t["t_pvalue"]} for m, t in tests.items()}})
+        for measure, test in tests.items():
+            entry = largest.setdefault(kind, {}).setdefault(measure, 0.0)
+            largest[kind][measure] = max(entry, abs(test["mean_difference"]))
+    return {"pairs": pairs, "largest_abs_difference": largest}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processed", type=Path, default=Path("data/sample/processed"))
     parser.add_argument("--name", default="sample")
     parser.add_argument("--model", choices=["trm", "ave"], default="trm")
     parser.add_argument("--seeds", type=int, nargs="+", default=[2020, 2021, 2022])
+    parser.add_argument("--recbole-seeds", type=int, nargs="+", default=None, help="RecBole's seeds (default: --seeds)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--recbole-venv", type=Path, default=HERE / ".recbole-venv")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
-        "--runs", type=Path, default=HERE / "runs" / "core_vs_recbole",
-        help="where finished runs and an interrupted RecBole fit's state are kept (a multi-hour fit resumes from here)",
+        "--runs", type=Path, default=HERE / "records" / "core_vs_recbole",
+        help="where finished runs (committed, so a fit of hours is made once) and an interrupted RecBole fit's state "
+        "(git-ignored; the fit resumes from it) are kept",
     )
     parser.add_argument(
         "--sessrec-runs", default=None,
@@ -136,29 +160,33 @@ def main() -> None:
     if not (atomic / args.name / f"{args.name}.test.inter").is_file():
         subprocess.run([sys.executable, str(HERE / "recbole" / "export_atomic.py"), str(args.processed), str(atomic), args.name], check=True)
 
+    recbole_seeds = args.recbole_seeds or args.seeds
     sessrec = [sessrec_ranks(args, seed, runs) for seed in args.seeds]
-    recbole = [recbole_ranks(args, seed, runs, atomic) for seed in args.seeds]
+    recbole = [recbole_ranks(args, seed, runs, atomic) for seed in recbole_seeds]
     result = {
-        "command": " ".join(["python", "benchmarks/core_vs_recbole.py", *sys.argv[1:]]),
+        "command": shlex.join(["python", "benchmarks/core_vs_recbole.py", *sys.argv[1:]]),
         "machine": machine(),
         "dataset": args.name,
         "model": f"core-{args.model}",
         "protocol": {"epochs": args.epochs, "patience": 5, "batch_size": args.batch_size, "valid_metric": "mrr@20", "device": args.device},
         "test_examples": len(sessrec[0][0]),
         "sessrec": toolkit_summary([r for r, _ in sessrec], [s for _, s in sessrec], args.seeds),
-        "recbole": toolkit_summary([r for r, _ in recbole], [s for _, s in recbole], args.seeds),
+        "recbole": toolkit_summary([r for r, _ in recbole], [s for _, s in recbole], recbole_seeds),
     }
     measures = {name: per_example_over_seeds([r for r, _ in side], 20) for name, side in (("sessrec", sessrec), ("recbole", recbole))}
     result["paired_per_example"] = {measure: paired_tests(measures["sessrec"][measure], measures["recbole"][measure]) for measure in ("mrr@20", "hit@20")}
-    if len(args.seeds) > 1:
+    if len(args.seeds) > 1 and len(recbole_seeds) > 1:
         per_seed = {name: [run["test_metrics"]["mrr@20"] for run in result[name]["runs"]] for name in ("sessrec", "recbole")}
         welch = stats.ttest_ind(per_seed["sessrec"], per_seed["recbole"], equal_var=False)
         result["welch_per_seed_mrr@20"] = {"t_statistic": float(welch.statistic), "pvalue": float(welch.pvalue)}
+    result["seed_pairs"] = seed_pairs({"sessrec": list(zip(args.seeds, [r for r, _ in sessrec])), "recbole": list(zip(recbole_seeds, [r for r, _ in recbole]))})
     write_json_atomic(out, result)
     for name in ("sessrec", "recbole"):
         print(f"{name:>8}: " + "   ".join(f"{metric} {_cell(result[name]['metrics'][metric])}" for metric in ("recall@20", "mrr@20")))
     test = result["paired_per_example"]["mrr@20"]
     print(f"paired MRR@20 difference {100 * test['mean_difference']:+.2f} (t-test p {test['t_pvalue']:.3g}, Wilcoxon p {test['wilcoxon_pvalue']:.3g}) -> {out}")
+    for kind, largest in result["seed_pairs"]["largest_abs_difference"].items():
+        print(f"largest |difference| between two runs, {kind}: " + ", ".join(f"{measure} {100 * value:.2f}" for measure, value in largest.items()))
 
 
 def _cell(stat: dict) -> str:

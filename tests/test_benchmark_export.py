@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import REPO
@@ -64,3 +65,29 @@ def test_recbole_comparison_reuses_only_runs_of_its_protocol(sample_processed, t
         reused_run(str(tmp_path / "ok-s2020"), 2021, args)
     with pytest.raises(SystemExit, match="not a finished run"):
         reused_run(str(tmp_path / "none-s{seed}"), 2020, args)
+
+
+def test_seed_pairs_measure_toolkit_differences_against_seed_noise(monkeypatch):
+    """Every two runs are paired per example, labelled within a toolkit or across, with the largest
+    |difference| of each kind; hand-computed on four examples at k = 2."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from core_vs_recbole import seed_pairs
+
+    ranks = {  # reciprocal ranks with rank > 2 counted as 0
+        ("sessrec", 1): [1, 2, 3, 1],  # rr 1, .5, 0, 1 (MRR .625)   hits 1, 1, 0, 1 (.75)
+        ("sessrec", 2): [1, 1, 3, 3],  # rr 1, 1, 0, 0 (.5)      hits 1, 1, 0, 0 (.5)
+        ("recbole", 1): [2, 2, 2, 2],  # rr .5 each (.5)        hits 1 each (1)
+    }
+    sides = {name: [(seed, np.array(r)) for (side, seed), r in ranks.items() if side == name] for name in ("sessrec", "recbole")}
+    result = seed_pairs(sides, k=2)
+    assert [(p["a"], p["b"], p["kind"]) for p in result["pairs"]] == [
+        ("sessrec s1", "sessrec s2", "within sessrec"),
+        ("sessrec s1", "recbole s1", "across toolkits"),
+        ("sessrec s2", "recbole s1", "across toolkits"),
+    ]
+    assert [p["mrr@2"]["difference"] for p in result["pairs"]] == pytest.approx([0.625 - 0.5, 0.625 - 0.5, 0.0])
+    assert [p["hit@2"]["difference"] for p in result["pairs"]] == pytest.approx([0.25, -0.25, -0.5])
+    assert result["largest_abs_difference"] == {
+        "within sessrec": {"mrr@2": pytest.approx(0.125), "hit@2": pytest.approx(0.25)},
+        "across toolkits": {"mrr@2": pytest.approx(0.125), "hit@2": pytest.approx(0.5)},
+    }
