@@ -143,6 +143,14 @@ def test_table1_resumes_an_interrupted_run(shared: Path, tmp_path: Path) -> None
 
 def test_ablation_compares_every_variant(shared: Path, tmp_path: Path) -> None:
     table1 = {"TABLE1_OUT": str(tmp_path / "table1-runs"), "TABLE1_RECORDS": str(tmp_path / "table1-records")}
+    unknown = run_pipeline("core_ablation.sh", shared, tmp_path, check=False, SEEDS="1", ABLATIONS="no-gate no-nope", **table1)
+    assert unknown.returncode == 2
+    assert "unknown ablation no-nope: expected one of core-trm enhanced no-layer-aggregation no-gate no-hard-negatives" in unknown.stderr
+    assert not (tmp_path / "records").exists()
+    # ABLATIONS trains only the variants it names.
+    run_pipeline("core_ablation.sh", shared, tmp_path, SEEDS="1", ABLATIONS="enhanced no-gate", **table1)
+    assert [p.name for p in (tmp_path / "records").iterdir()] == ["no-gate-s1"]
+    assert [p.parent.name for p in (tmp_path / "table1-records" / "diginetica").glob("*/report.json")] == ["core-trm-enhanced-s1"]
     run_pipeline("core_ablation.sh", shared, tmp_path, SEEDS="1", **table1)
     result = json.loads((tmp_path / "results" / "core_ablation_diginetica.json").read_text())
     models = sorted(group["model"] for group in result["groups"])
