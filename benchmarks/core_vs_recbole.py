@@ -113,16 +113,16 @@ def toolkit_summary(ranks: list[np.ndarray], runs: list[dict], seeds: list[int])
 def seed_pairs(sides: dict[str, list[tuple[int, np.ndarray]]], k: int = 20) -> dict:
     """Every two runs paired per test example: two seeds of one toolkit give the seed-to-seed noise,
     one seed of each toolkit the difference between them; the largest |difference| of each kind."""
-    runs = [(name, f"{name} s{seed}", per_example_over_seeds([ranks], k)) for name, side in sides.items() for seed, ranks in side]
+    runs = [(toolkit, f"{toolkit} s{seed}", per_example_over_seeds([ranks], k)) for toolkit, side in sides.items() for seed, ranks in side]
     measures = (f"mrr@{k}", f"hit@{k}")
     pairs, largest = [], {}
-    for (kind_a, a, per_a), (kind_b, b, per_b) in itertools.combinations(runs, 2):
-        kind = f"within {kind_a}" if kind_a == kind_b else "across toolkits"
+    for (toolkit_a, a, per_a), (toolkit_b, b, per_b) in itertools.combinations(runs, 2):
+        kind = f"within {toolkit_a}" if toolkit_a == toolkit_b else "across toolkits"
         tests = {measure: paired_tests(per_a[measure], per_b[measure]) for measure in measures}
         pairs.append({"a": a, "b": b, "kind": kind, **{m: {"difference": t["mean_difference"], "t_pvalue": t["t_pvalue"]} for m, t in tests.items()}})
         for measure, test in tests.items():
-            entry = largest.setdefault(kind, {}).setdefault(measure, 0.0)
-            largest[kind][measure] = max(entry, abs(test["mean_difference"]))
+            of_kind = largest.setdefault(kind, {})
+            of_kind[measure] = max(of_kind.get(measure, 0.0), abs(test["mean_difference"]))
     return {"pairs": pairs, "largest_abs_difference": largest}
 
 
