@@ -160,26 +160,28 @@ def main() -> None:
     if not (atomic / args.name / f"{args.name}.test.inter").is_file():
         subprocess.run([sys.executable, str(HERE / "recbole" / "export_atomic.py"), str(args.processed), str(atomic), args.name], check=True)
 
-    recbole_seeds = args.recbole_seeds or args.seeds
-    sessrec = [sessrec_ranks(args, seed, runs) for seed in args.seeds]
-    recbole = [recbole_ranks(args, seed, runs, atomic) for seed in recbole_seeds]
+    seeds = {"sessrec": args.seeds, "recbole": args.recbole_seeds or args.seeds}
+    trained = {
+        "sessrec": [sessrec_ranks(args, seed, runs) for seed in seeds["sessrec"]],
+        "recbole": [recbole_ranks(args, seed, runs, atomic) for seed in seeds["recbole"]],
+    }
+    ranks = {name: [r for r, _ in side] for name, side in trained.items()}
     result = {
         "command": shlex.join(["python", "benchmarks/core_vs_recbole.py", *sys.argv[1:]]),
         "machine": machine(),
         "dataset": args.name,
         "model": f"core-{args.model}",
         "protocol": {"epochs": args.epochs, "patience": 5, "batch_size": args.batch_size, "valid_metric": "mrr@20", "device": args.device},
-        "test_examples": len(sessrec[0][0]),
-        "sessrec": toolkit_summary([r for r, _ in sessrec], [s for _, s in sessrec], args.seeds),
-        "recbole": toolkit_summary([r for r, _ in recbole], [s for _, s in recbole], recbole_seeds),
+        "test_examples": len(ranks["sessrec"][0]),
+        **{name: toolkit_summary(ranks[name], [s for _, s in side], seeds[name]) for name, side in trained.items()},
     }
-    measures = {name: per_example_over_seeds([r for r, _ in side], 20) for name, side in (("sessrec", sessrec), ("recbole", recbole))}
+    measures = {name: per_example_over_seeds(side, 20) for name, side in ranks.items()}
     result["paired_per_example"] = {measure: paired_tests(measures["sessrec"][measure], measures["recbole"][measure]) for measure in ("mrr@20", "hit@20")}
-    if len(args.seeds) > 1 and len(recbole_seeds) > 1:
+    if all(len(side) > 1 for side in seeds.values()):
         per_seed = {name: [run["test_metrics"]["mrr@20"] for run in result[name]["runs"]] for name in ("sessrec", "recbole")}
         welch = stats.ttest_ind(per_seed["sessrec"], per_seed["recbole"], equal_var=False)
         result["welch_per_seed_mrr@20"] = {"t_statistic": float(welch.statistic), "pvalue": float(welch.pvalue)}
-    result["seed_pairs"] = seed_pairs({"sessrec": list(zip(args.seeds, [r for r, _ in sessrec])), "recbole": list(zip(recbole_seeds, [r for r, _ in recbole]))})
+    result["seed_pairs"] = seed_pairs({name: list(zip(seeds[name], ranks[name])) for name in ranks})
     write_json_atomic(out, result)
     for name in ("sessrec", "recbole"):
         print(f"{name:>8}: " + "   ".join(f"{metric} {_cell(result[name]['metrics'][metric])}" for metric in ("recall@20", "mrr@20")))

@@ -9,8 +9,9 @@
 # The full model and core-trm are Table 1's Diginetica runs, trained with the same settings: they
 # train once, in pipelines/core_table1.sh's directories (TABLE1_OUT, TABLE1_RECORDS), for both tables.
 # JOBS=N trains N runs at a time (see pipelines/core_table1.sh). SEEDS and ABLATIONS (space-separated)
-# select seeds and variants (names as in VARIANTS below, e.g. ABLATIONS=no-hard-negatives); OUT, RECORDS, RESULTS and DATA_ROOT move runs, records, results and data; PREPROCESSED=1 as
-# in pipelines/core_table1.sh.
+# select seeds and variants (names as in VARIANTS below, e.g. ABLATIONS=no-hard-negatives); OUT,
+# RECORDS, RESULTS and DATA_ROOT move runs, records, results and data; PREPROCESSED=1 as in
+# pipelines/core_table1.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . pipelines/lib.sh
@@ -33,9 +34,10 @@ VARIANTS=(
   "no-gate|core-trm-enhanced|model.gate=false"
   "no-hard-negatives|core-trm-enhanced|model.hard_neg_weight=0"
 )
-ABLATIONS=${ABLATIONS:-${VARIANTS[*]%%|*}}
+NAMES="${VARIANTS[*]%%|*}"
+ABLATIONS=${ABLATIONS:-$NAMES}
 for wanted in $ABLATIONS; do
-  [[ " ${VARIANTS[*]%%|*} " == *" $wanted "* ]] || { echo "unknown ablation $wanted: expected one of ${VARIANTS[*]%%|*}" >&2; exit 2; }
+  [[ " $NAMES " == *" $wanted "* ]] || { echo "unknown ablation $wanted: expected one of $NAMES" >&2; exit 2; }
 done
 for variant in "${VARIANTS[@]}"; do
   IFS='|' read -r name model override <<<"$variant"

@@ -156,20 +156,23 @@ if args.fit:
         result["resumed_after_epoch"] = trainer.start_epoch - 1
     started = time.perf_counter()
 
+    def fit_seconds() -> float:  # over every process of this fit
+        return trainer.fit_seconds + time.perf_counter() - started
+
     # After every epoch (RecBole's callback): one progress line, as its own logger is not started here, and the state.
     def after_epoch(epoch: int, valid_score: float) -> None:
-        fit_seconds = trainer.fit_seconds + time.perf_counter() - started
+        seconds = fit_seconds()
         print(json.dumps({"epoch": epoch, "valid_score": float(valid_score), "best_epoch": trainer.best_epoch,
-                          "epochs_without_improvement": trainer.cur_step, "fit_seconds": round(fit_seconds, 1)}), flush=True)
+                          "epochs_without_improvement": trainer.cur_step, "fit_seconds": round(seconds, 1)}), flush=True)
         if args.state:
-            trainer.save_state(args.state, epoch, fit_seconds)
+            trainer.save_state(args.state, epoch, seconds)
 
     # A state saved after the stopping epoch (the process ended before writing its result) needs no more training.
     if trainer.cur_step > trainer.stopping_step or trainer.start_epoch >= trainer.epochs:
         best_valid = trainer.best_valid_result
     else:
         _, best_valid = trainer.fit(train, valid, saved=True, show_progress=False, callback_fn=after_epoch)
-    result["fit_seconds"] = round(trainer.fit_seconds + time.perf_counter() - started, 1)
+    result["fit_seconds"] = round(fit_seconds(), 1)
     result["best_epoch"] = trainer.best_epoch
     result["best_valid"] = {k: float(v) for k, v in best_valid.items()}
     model.load_state_dict(trainer.best_state)
