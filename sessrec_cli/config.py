@@ -107,6 +107,7 @@ class CoreTrmEnhancedConfig(_CoreTransformerFields):
     layer_aggregation: bool = True  # False: last layer only (ablation)
     gate: bool = True  # False: fixed 1/2 mix of the two paths (ablation)
     hard_neg_weight: float = Field(0.5, ge=0)  # 0 disables the in-batch term
+    exclude_same_target: bool = False  # True: sessions sharing a target are not each other's in-batch negatives
     label_smoothing: float = Field(0.0, ge=0, lt=1)  # the Enhanced CORE guide future work 9; 0 = CORE's plain CE
     relative_position_bias: bool = False  # the Enhanced CORE guide future work 5: learned per-head bias by distance
 

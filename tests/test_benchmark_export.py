@@ -1,5 +1,5 @@
 """The RecBole side of the benchmarks trains on sessrec's examples, one for one, and is compared
-only with sessrec runs of its own protocol."""
+only with sessrec runs of its own protocol; the in-batch collision benchmark counts by hand."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import REPO
 from sessrec_cli.data.sequences import load_dataset, manifest_digest
@@ -91,3 +92,15 @@ def test_seed_pairs_measure_toolkit_differences_against_seed_noise(monkeypatch):
         "within sessrec": {"mrr@2": pytest.approx(0.125), "hit@2": pytest.approx(0.25)},
         "across toolkits": {"mrr@2": pytest.approx(0.125), "hit@2": pytest.approx(0.5)},
     }
+
+
+def test_in_batch_collision_share_by_hand(monkeypatch):
+    """A batch holding every example counts exactly the examples whose target repeats; batches of
+    one never collide; a single repeated target collides everywhere."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from in_batch_collisions import colliding_share
+
+    targets = torch.tensor([1, 1, 2, 3, 3, 3])
+    assert colliding_share(targets, batch_size=6, epochs=2, seed=0) == pytest.approx(5 / 6)
+    assert colliding_share(targets, batch_size=1, epochs=2, seed=0) == 0.0
+    assert colliding_share(torch.tensor([4, 4, 4, 4]), batch_size=2, epochs=1, seed=0) == 1.0

@@ -3,6 +3,7 @@ tensors, the hard-negative stop-gradient, the gates, and reductions to CORE-trm 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -205,6 +206,40 @@ def test_in_batch_negative_logsumexp_by_hand():
     rows = [math.log(math.exp(c / tau) + math.exp(0.0)), math.log(2 * math.exp(c / tau)), math.log(math.exp(0.0) + math.exp(c / tau))]
     assert in_batch_negative_logsumexp(sessions, tau).item() == pytest.approx(sum(rows) / 3)
     assert in_batch_negative_logsumexp(sessions[:1], tau).item() == 0.0  # one session: no negatives
+
+
+def test_in_batch_negatives_exclude_sessions_with_the_same_target():
+    sessions = F.normalize(torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]), dim=-1).requires_grad_()
+    tau = 0.5
+    c = 1 / math.sqrt(2)
+    # sessions 0 and 1 share target 7: row 0 keeps only session 2, row 1 only session 2, row 2 both.
+    rows = [math.log(math.exp(0.0)), math.log(math.exp(c / tau)), math.log(math.exp(0.0) + math.exp(c / tau))]
+    loss = in_batch_negative_logsumexp(sessions, tau, torch.tensor([7, 7, 3]))
+    assert loss.item() == pytest.approx(sum(rows) / 3)
+    # distinct targets exclude nothing beyond the diagonal
+    assert in_batch_negative_logsumexp(sessions, tau, torch.tensor([1, 2, 3])).item() == pytest.approx(in_batch_negative_logsumexp(sessions, tau).item())
+    # rows left without a negative are averaged out, with finite gradients
+    loss = in_batch_negative_logsumexp(sessions, tau, torch.tensor([7, 7, 7]))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(sessions.grad).all()
+    sessions.grad = None
+    loss = in_batch_negative_logsumexp(sessions, tau, torch.tensor([7, 7, 3]))
+    loss.backward()
+    assert torch.isfinite(sessions.grad).all()
+
+
+def test_enhanced_exclude_same_target_reaches_the_in_batch_term():
+    batch = _batch()
+    shared = dataclasses.replace(batch, targets=torch.full_like(batch.targets, 5))  # every session wants item 5
+    torch.manual_seed(0)
+    plain = _model("core-trm-enhanced").eval()
+    torch.manual_seed(0)
+    excluding = _model("core-trm-enhanced", exclude_same_target=True).eval()
+    assert plain.loss(shared)["in_batch_neg"].item() > 0
+    assert excluding.loss(shared)["in_batch_neg"].item() == 0.0  # no session is left a negative
+    distinct = _batch(n_sequences=4)  # fewer examples than items, so every target can differ
+    distinct = dataclasses.replace(distinct, targets=torch.arange(1, len(distinct.targets) + 1))
+    assert excluding.loss(distinct)["in_batch_neg"].item() == pytest.approx(plain.loss(distinct)["in_batch_neg"].item())
 
 
 def test_one_layer_aggregation_is_the_last_layer():

@@ -14,7 +14,8 @@ listed improvements and not CORE's Eq. 4, so the weight head stays CORE-trm's li
 The MLP is Linear(2d, d) -> tanh -> Linear(d, 1), as in the guide's companion code.
 Ablations (the Enhanced CORE guide): `layer_aggregation=False` reads the last layer; `gate=False` fixes g = 1/2
 (after normalisation, the plain sum h_trm + h_ave); `hard_neg_weight=0` drops the term.
-Beyond the guide, off by default: `label_smoothing` and `relative_position_bias` (its future work).
+Beyond the guide, off by default: `label_smoothing` and `relative_position_bias` (its future work), and
+`exclude_same_target`, which drops sessions with the same target from each other's in-batch negatives.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class CoreTrmEnhanced(nn.Module):
         layer_aggregation: bool,
         gate: bool,
         hard_neg_weight: float,
+        exclude_same_target: bool,
         label_smoothing: float,
         relative_position_bias: bool,
         softmax: SoftmaxSpec = FULL_SOFTMAX,
@@ -69,6 +71,7 @@ class CoreTrmEnhanced(nn.Module):
         self.item_dropout = item_dropout
         self.temperature = temperature
         self.hard_neg_weight = hard_neg_weight
+        self.exclude_same_target = exclude_same_target
         self.label_smoothing = label_smoothing
         self.softmax = softmax
         # As CORE-trm: CORE's released code initialises every parameter uniformly in +-1/sqrt(d).
@@ -104,5 +107,6 @@ class CoreTrmEnhanced(nn.Module):
         ce = catalogue_loss(session, item_table, batch.targets, self.temperature, self.item_dropout, self.training, self.softmax, self.label_smoothing)
         terms = {"ce": ce}
         if self.hard_neg_weight > 0:
-            terms["in_batch_neg"] = self.hard_neg_weight * in_batch_negative_logsumexp(session, self.temperature)  # the Enhanced CORE guide §3
+            same_target = batch.targets if self.exclude_same_target else None
+            terms["in_batch_neg"] = self.hard_neg_weight * in_batch_negative_logsumexp(session, self.temperature, same_target)  # the Enhanced CORE guide §3
         return terms

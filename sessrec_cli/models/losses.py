@@ -256,7 +256,7 @@ def hard_negative_loss(softmax: SoftmaxSpec) -> Callable[..., dict[str, torch.Te
     return _compiled_rdm_ce_with_hard_negatives() if softmax.compiled else rdm_ce_with_hard_negatives
 
 
-def in_batch_negative_logsumexp(sessions: torch.Tensor, temperature: float) -> torch.Tensor:
+def in_batch_negative_logsumexp(sessions: torch.Tensor, temperature: float, targets: torch.Tensor | None = None) -> torch.Tensor:
     """The Enhanced CORE guide §3: push each session away from the other sessions of the batch,
 
         L = 1/B · sum_i log sum_{j != i} exp(s_i . s_j / tau).
@@ -264,13 +264,22 @@ def in_batch_negative_logsumexp(sessions: torch.Tensor, temperature: float) -> t
     `sessions` (B, d) are l2-normalised. The Enhanced CORE guide's snippet writes logsumexp over the whole
     row but calls its entries "negative sessions"; a session is not its own negative (and on
     the unit sphere its self-similarity is the constant 1/tau), so the diagonal is excluded.
-    A batch of one has no negatives and gives 0.
+    Given `targets` (B,), sessions sharing i's target are excluded too: they want the same next
+    item, so pushing them apart is a false negative (59% of YOOCHOOSE 1/64's examples in a batch of
+    2048). The average then runs over the rows left with a negative; none left (or a batch of
+    one) gives 0.
     """
     if len(sessions) < 2:
         return sessions.new_zeros(())
     similarity = sessions @ sessions.T / temperature  # (B, B)
-    self_pairs = torch.eye(len(sessions), dtype=torch.bool, device=sessions.device)
-    return torch.logsumexp(similarity.masked_fill(self_pairs, float("-inf")), dim=1).mean()
+    excluded = torch.eye(len(sessions), dtype=torch.bool, device=sessions.device)
+    if targets is None:
+        return torch.logsumexp(similarity.masked_fill(excluded, float("-inf")), dim=1).mean()
+    excluded = excluded | (targets[:, None] == targets[None, :])
+    has_negative = ~excluded.all(dim=1)  # (B,)
+    # A row without negatives is zero-filled (finite, so no NaN gradient) and weighted out.
+    similarity = similarity.masked_fill(excluded, float("-inf")).masked_fill(~has_negative[:, None], 0.0)
+    return (torch.logsumexp(similarity, dim=1) * has_negative).sum() / has_negative.sum().clamp(min=1)
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
