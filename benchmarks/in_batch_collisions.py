@@ -11,7 +11,6 @@ examples, sliced every `--batch-size`; the share is averaged over `--epochs` per
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

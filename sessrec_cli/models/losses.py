@@ -273,7 +273,7 @@ def in_batch_negative_logsumexp(sessions: torch.Tensor, temperature: float, targ
         return sessions.new_zeros(())
     similarity = sessions @ sessions.T / temperature  # (B, B)
     excluded = torch.eye(len(sessions), dtype=torch.bool, device=sessions.device)
-    if targets is None:
+    if targets is None:  # the guide's term as it always was, so earlier runs reproduce to the last bit
         return torch.logsumexp(similarity.masked_fill(excluded, float("-inf")), dim=1).mean()
     excluded = excluded | (targets[:, None] == targets[None, :])
     has_negative = ~excluded.all(dim=1)  # (B,)
