@@ -20,14 +20,14 @@ N_TEST = 400
 
 def fake_run(
     root: Path, name: str, model: str, seed: int, ranks: np.ndarray, manifest: str = "m1", lr: float = 1e-3, execution: dict | None = None,
-    best_epoch: int | None = None, epochs_run: int | None = None,
+    best_epoch: int | None = None, epochs_run: int | None = None, model_settings: dict | None = None,
 ) -> Path:
     """A run directory as `sessrec train` leaves it, as far as `compare` reads it."""
     run_dir = root / name
     config = {
         "seed": seed,
         "data": {"dataset": "sample", "processed_dir": f"/data/{name}", "max_len": 50},
-        "model": {"name": model, "embedding_size": 100},
+        "model": {"name": model, "embedding_size": 100, **(model_settings or {})},
         "training": {"lr": lr, "epochs": 3, **(execution or {})},
     }
     report = {
@@ -128,6 +128,18 @@ def test_how_a_run_was_executed_does_not_split_a_group(tmp_path):
     fake_run(tmp_path, "trm-amp", "core-trm", 2, _ranks(2, 9.0), execution={**executions[0], "amp": True})  # amp changes the numbers
     result = compare_runs(expand_runs([str(tmp_path / "trm-*")]))
     assert sorted((g["label"], len(g["runs"])) for g in result["groups"]) == [("core-trm (training.amp=False)", 2), ("core-trm (training.amp=True)", 1)]
+
+
+def test_a_setting_added_after_a_run_was_recorded_takes_its_default(tmp_path):
+    """A record from before `exclude_same_target` existed is the same experiment as a later seed
+    that records the default, and a different one from a seed that switches it on."""
+    fake_run(tmp_path, "enh-s0", "core-trm-enhanced", 0, _ranks(0, 9.0))  # as recorded before the setting existed
+    fake_run(tmp_path, "enh-s1", "core-trm-enhanced", 1, _ranks(1, 9.0), model_settings={"exclude_same_target": False})
+    fake_run(tmp_path, "enh-x", "core-trm-enhanced", 2, _ranks(2, 9.0), model_settings={"exclude_same_target": True})
+    result = compare_runs(expand_runs([str(tmp_path / "enh-*")]))
+    assert sorted((g["label"], len(g["runs"])) for g in result["groups"]) == [
+        ("core-trm-enhanced (model.exclude_same_target=False)", 2), ("core-trm-enhanced (model.exclude_same_target=True)", 1),
+    ]
 
 
 def test_cli_writes_table_markdown_json_and_plot(tmp_path, two_models, run_cli):

@@ -19,6 +19,7 @@ import numpy as np
 from rich.table import Table
 from scipy import stats
 
+from sessrec_cli.config import build_config
 from sessrec_cli.errors import InputError
 from sessrec_cli.eval.metrics import metric_order
 
@@ -69,6 +70,9 @@ def load_run(path: Path) -> Run:
     missing = [key for key in ("model", "config", "test_metrics", "data_manifest_hash") if key not in report]
     if missing:
         raise InputError(f"{report_path}: not a sessrec report (missing {', '.join(missing)})")
+    # Settings added to sessrec after a run was recorded take their defaults, so that the run still
+    # groups with later seeds of its experiment, and a setting it never had does not label it.
+    report["config"] = build_config(report["config"], str(report_path)).model_dump(mode="json")
     if not ranks_path.is_file():
         raise InputError(f"{path}: ranks_test.npy missing; run `sessrec evaluate {path}` to write it")
     try:
