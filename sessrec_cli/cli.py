@@ -191,7 +191,6 @@ def train(
         console.quiet = not distributed.is_main()
     try:
         _train_run(config, stage, target, torch_device, init_from, resume, tensorboard)
-        distributed.wait_for_all()  # only after success: a failed rank makes torchrun stop the others
     finally:
         distributed.leave()
 

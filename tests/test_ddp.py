@@ -76,6 +76,28 @@ def test_two_processes_train_like_one(sample_processed, tmp_path, run_cli):
         torch.testing.assert_close(weights[1][name], weights[0][name], rtol=0, atol=1e-5, msg=name)
 
 
+_LEAVE_AFTER_DDP = """
+import glob, torch
+from sessrec_cli.train import distributed
+distributed.join(torch.device("cpu"))
+model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 1))
+model(torch.ones(2, 3)).sum().backward()
+del model
+distributed.leave()
+print(sorted(open(name).read().strip() for name in glob.glob("/proc/self/task/*/comm")))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads through Linux's /proc")
+def test_leaving_the_group_stops_gloos_threads():
+    """Threads that outlive the group may abort the process on exit; a fresh interpreter, since
+    the leak depends on when torch._dynamo is first imported."""
+    env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "0"}
+    done = subprocess.run([sys.executable, "-c", _LEAVE_AFTER_DDP], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "gloo" not in done.stdout, done.stdout
+
+
 @pytest.mark.parametrize("global_size", [8, 7, 1])
 def test_weighted_shards_average_to_the_global_mean_gradient(global_size):
     """What DDP computes, emulated: the mean over ranks of each shard's weighted gradient equals

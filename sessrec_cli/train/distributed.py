@@ -53,16 +53,13 @@ def join(device: torch.device) -> torch.device:
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)
+    # DDP imports torch._dynamo; importing it after the group exists leaves ten references to
+    # the group that destroy_process_group cannot drop (torch 2.13), so gloo's threads outlive
+    # it and the process can abort on exit (SIGABRT after every file was written).
+    import torch._dynamo  # noqa: F401
+
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return device
-
-
-def wait_for_all() -> None:
-    """Return when every rank has got here: the others wait while rank 0 tests and writes its
-    report. A rank that tore its gloo group down while rank 0 was still testing aborted once
-    on exit (SIGABRT in a CI run), failing a run whose every file had been written."""
-    if dist.is_initialized():
-        dist.barrier()
 
 
 def leave() -> None:
