@@ -300,6 +300,16 @@ def _rich(title: str, header: list[str], rows: list[list[str]]) -> Table:
     return table
 
 
+# Seed-averaged hits take a handful of values, so their paired differences are discrete and
+# often lopsided (many +1/3 against fewer -1); Wilcoxon tests symmetry about zero, not a zero
+# mean, and can then disagree with the t-test by many orders of magnitude.
+TESTS_NOTE = (
+    "The t-test asks whether the mean difference is zero; Wilcoxon asks whether the differences are "
+    "symmetric about zero. For hit@K averaged over several seeds the differences take a few discrete "
+    "values, so the two can disagree sharply: read the t-test for a difference in Recall@K."
+)
+
+
 def _titles(result: dict) -> tuple[str, str]:
     return (
         f"Test metrics, mean ± std over seeds ({result['test_examples']:,} test examples)",
@@ -311,7 +321,9 @@ def rich_tables(result: dict) -> list[Table]:
     metrics_title, tests_title = _titles(result)
     tables = [_rich(metrics_title, *_metric_rows(result))]
     if result["tests"]:
-        tables.append(_rich(tests_title, *_test_rows(result)))
+        tests = _rich(tests_title, *_test_rows(result))
+        tests.caption = TESTS_NOTE
+        tables.append(tests)
     return tables
 
 
@@ -325,5 +337,5 @@ def to_markdown(result: dict) -> str:
     metrics_title, tests_title = _titles(result)
     parts = [f"**{metrics_title}**", "", _markdown_table(*_metric_rows(result))]
     if result["tests"]:
-        parts += ["", f"**{tests_title}**", "", _markdown_table(*_test_rows(result))]
+        parts += ["", f"**{tests_title}**", "", _markdown_table(*_test_rows(result)), "", TESTS_NOTE]
     return "\n".join(parts) + "\n"
