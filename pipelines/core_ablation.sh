@@ -54,10 +54,12 @@ for variant in "${VARIANTS[@]}"; do
   done
 done
 reap
-mapfile -t finished < <(finished_runs "$RECORDS")
-# Every recorded seed of the shared runs, as of its own records (core-trm-s* is not core-trm-enhanced-s*).
+# Every recorded seed of the shared runs, as of its own records (core-trm-s* is not core-trm-enhanced-s*),
+# core-trm first: the breakdown by slices of the test set holds every variant against the first.
+finished=()
 for record in "$TABLE1_RECORDS"/diginetica/core-trm-s* "$TABLE1_RECORDS"/diginetica/core-trm-enhanced-s*; do
   if [ -f "$record/report.json" ]; then finished+=("$record"); fi
 done
+mapfile -t -O "${#finished[@]}" finished < <(finished_runs "$RECORDS")
 sessrec compare "${finished[@]}" --json "$RESULTS/core_ablation_diginetica.json" \
-  --markdown "$RESULTS/core_ablation_diginetica.md"
+  --markdown "$RESULTS/core_ablation_diginetica.md" --breakdown --data "$DATA_ROOT/diginetica/processed"

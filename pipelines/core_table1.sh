@@ -43,8 +43,17 @@ for dataset in $DATASETS; do
     done
   done
   reap
-  mapfile -t finished < <(finished_runs "$RECORDS/$dataset")
-  sessrec compare "${finished[@]}" --json "$RESULTS/core_table1_$dataset.json" --markdown "$RESULTS/core_table1_$dataset.md"
+  # core-trm's seeds first: the breakdown by slices of the test set holds every model against the first.
+  mapfile -t recorded < <(finished_runs "$RECORDS/$dataset")
+  finished=()
+  for run in "${recorded[@]}"; do
+    if [[ $run == */core-trm-s* ]]; then finished+=("$run"); fi
+  done
+  for run in "${recorded[@]}"; do
+    if [[ $run != */core-trm-s* ]]; then finished+=("$run"); fi
+  done
+  sessrec compare "${finished[@]}" --json "$RESULTS/core_table1_$dataset.json" --markdown "$RESULTS/core_table1_$dataset.md" \
+    --breakdown --data "$DATA_ROOT/$dataset/processed"
 done
 
 # The merged table holds every dataset compared so far, by this call or an earlier one.

@@ -278,6 +278,10 @@ def compare(
     markdown: Optional[Path] = typer.Option(None, help="Also write the tables as Markdown to this file."),
     json_file: Optional[Path] = typer.Option(None, "--json", help="Also write the full comparison as JSON to this file."),
     plot: Optional[Path] = typer.Option(None, help="Also draw the mean metrics with std error bars to this PNG."),
+    breakdown: bool = typer.Option(
+        False, help="Also compare within slices of the test set (input session length; target in the session or new), every group against the first."
+    ),
+    data: Optional[Path] = typer.Option(None, help="With --breakdown: the runs' processed data (default: the first run's data.processed_dir)."),
 ) -> None:
     """Group runs that differ only in their seed: mean ± std per metric, paired tests between groups.
 
@@ -288,7 +292,7 @@ def compare(
     from sessrec_cli.eval.compare import compare_runs, expand_runs, rich_tables, to_markdown
     from sessrec_cli.io import write_json_atomic, write_text_atomic
 
-    result = compare_runs(expand_runs(runs), k)
+    result = compare_runs(expand_runs(runs), k, breakdown, data)
     for table in rich_tables(result):
         console.print(table)
     if markdown is not None:

@@ -42,6 +42,17 @@ def load_pickle(path: Path) -> Any:
         raise InputError(f"{path}: not a valid pickle ({type(err).__name__}: {err})") from None
 
 
+def load_json_object(path: Path) -> dict:
+    """A JSON file that must hold an object; otherwise a one-line error naming the file."""
+    try:
+        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: invalid JSON ({err})") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return obj
+
+
 def open_text(path: Path) -> io.TextIOBase:
     """Open a text file that may be gzipped (the shared benchmark files are)."""
     path = Path(path)

@@ -1,5 +1,6 @@
 """`sessrec compare` on synthetic runs: grouping by config minus seed, mean ± std, paired
-tests that equal scipy's on the same numbers, and refusal of runs with other test sets."""
+tests that equal scipy's on the same numbers, the breakdown by slices of the test set, and
+refusal of runs with other test sets."""
 
 from __future__ import annotations
 
@@ -11,22 +12,24 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from sessrec_cli.data.sequences import manifest_digest
 from sessrec_cli.eval.compare import compare_runs, expand_runs, paired_tests, per_example, to_markdown
 from sessrec_cli.eval.metrics import compute_metrics
-from sessrec_cli.io import write_bytes_atomic, write_json_atomic
+from sessrec_cli.eval.slices import session_slices
+from sessrec_cli.io import write_bytes_atomic, write_json_atomic, write_pickle_atomic
 
 N_TEST = 400
 
 
 def fake_run(
     root: Path, name: str, model: str, seed: int, ranks: np.ndarray, manifest: str = "m1", lr: float = 1e-3, execution: dict | None = None,
-    best_epoch: int | None = None, epochs_run: int | None = None, model_settings: dict | None = None,
+    best_epoch: int | None = None, epochs_run: int | None = None, model_settings: dict | None = None, processed_dir: str | None = None,
 ) -> Path:
     """A run directory as `sessrec train` leaves it, as far as `compare` reads it."""
     run_dir = root / name
     config = {
         "seed": seed,
-        "data": {"dataset": "sample", "processed_dir": f"/data/{name}", "max_len": 50},
+        "data": {"dataset": "sample", "processed_dir": processed_dir or f"/data/{name}", "max_len": 50},
         "model": {"name": model, "embedding_size": 100, **(model_settings or {})},
         "training": {"lr": lr, "epochs": 3, **(execution or {})},
     }
@@ -173,3 +176,64 @@ def test_refuses_missing_and_unfinished_runs(tmp_path, run_cli):
     (tmp_path / "unfinished").mkdir()
     result = run_cli("compare", tmp_path / "unfinished")
     assert result.code == 2 and "report.json missing" in result.err
+
+
+def test_session_slices_by_length_and_repeat():
+    inputs = [[7], [1, 2], [1, 2, 3], [4, 5, 6, 7], [1] * 9, [2] * 10, [3] * 12]
+    targets = [7, 9, 2, 9, 1, 9, 3]
+    slices = session_slices(inputs, targets)
+    assert list(slices) == ["1 click", "2-3 clicks", "4-9 clicks", "10+ clicks", "target in session", "target new"]
+    assert slices["1 click"].tolist() == [True, False, False, False, False, False, False]
+    assert slices["2-3 clicks"].tolist() == [False, True, True, False, False, False, False]
+    assert slices["4-9 clicks"].tolist() == [False, False, False, True, True, False, False]
+    assert slices["10+ clicks"].tolist() == [False, False, False, False, False, True, True]
+    assert slices["target in session"].tolist() == [True, False, True, False, True, False, True]
+    assert (slices["target new"] == ~slices["target in session"]).all()
+
+
+def _processed(root: Path, inputs: list[list[int]], targets: list[int]) -> tuple[Path, str]:
+    """A processed dataset as far as the breakdown reads it, and its manifest hash."""
+    manifest = {"name": "tiny", "counts": {"test": len(targets)}}
+    write_json_atomic(root / "manifest.json", manifest)
+    write_pickle_atomic(root / "test_sequences.pkl", {"inputs": inputs, "targets": targets, "entities": [0] * len(targets)})
+    return root, manifest_digest(manifest)
+
+
+def test_breakdown_compares_every_group_with_the_first_within_each_slice(tmp_path):
+    """Hand-computed: six examples, one seed per model; slices of 1 click and of 2-3 clicks."""
+    data, digest = _processed(tmp_path / "data", [[1], [2], [3], [1, 2], [2, 3], [3, 1]], [1, 5, 6, 7, 2, 8])
+    base = np.array([1, 2, 4, 1, 5, 30])
+    other = np.array([2, 2, 1, 1, 25, 10])
+    fake_run(tmp_path, "trm", "core-trm", 0, base, manifest=digest, processed_dir=str(data))
+    fake_run(tmp_path, "da", "core-da", 0, other, manifest=digest, processed_dir=str(data))
+    result = compare_runs([tmp_path / "trm", tmp_path / "da"], k=20, breakdown=True)
+    rows = {row["slice"]: row for row in result["breakdown"]}
+    one = rows["1 click"]["measures"]["mrr@20"]
+    assert rows["1 click"]["examples"] == 3 and rows["1 click"]["share"] == pytest.approx(0.5)
+    assert one["means"]["core-trm"] == pytest.approx((1 + 1 / 2 + 1 / 4) / 3)
+    assert one["means"]["core-da"] == pytest.approx((1 / 2 + 1 / 2 + 1) / 3)
+    assert one["vs_first"]["core-da"]["mean_difference"] == pytest.approx((1 / 2 + 1 / 2 + 1 - 1 - 1 / 2 - 1 / 4) / 3)
+    assert one["vs_first"]["core-da"]["t_pvalue"] == pytest.approx(stats.ttest_rel([0.5, 0.5, 1.0], [1.0, 0.5, 0.25]).pvalue)
+    two = rows["2-3 clicks"]["measures"]["hit@20"]  # ranks 1, 5, 30 against 1, 25, 10
+    assert (two["means"]["core-trm"], two["means"]["core-da"]) == (pytest.approx(2 / 3), pytest.approx(2 / 3))
+    assert rows["4-9 clicks"]["examples"] == 0 and rows["4-9 clicks"]["measures"]["mrr@20"]["means"]["core-trm"] is None
+    assert rows["4-9 clicks"]["measures"]["mrr@20"]["vs_first"] == {}
+    assert rows["target in session"]["examples"] == 2  # targets 1 in [1] and 2 in [2, 3]
+    assert "| 1 click | 3 (50.0%) | mrr@20 | 58.33 | 66.67 (+8.33, p " in to_markdown(result)
+
+
+def test_breakdown_refuses_other_data(tmp_path, run_cli):
+    data, digest = _processed(tmp_path / "data", [[1], [2]], [1, 3])
+    other, _ = _processed(tmp_path / "other", [[1], [2], [3]], [1, 3, 4])
+    fake_run(tmp_path, "trm", "core-trm", 0, np.array([1, 2]), manifest=digest, processed_dir=str(data))
+    result = run_cli("compare", tmp_path / "trm", "--breakdown", "--data", other)
+    assert result.code == 2 and "but the runs were tested on" in result.err and len(result.err.strip().splitlines()) == 1
+    result = run_cli("compare", tmp_path / "trm", "--breakdown", "--data", tmp_path / "none")
+    assert result.code == 2 and "manifest.json missing" in result.err
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "manifest.json").write_text("{not json")
+    result = run_cli("compare", tmp_path / "trm", "--breakdown", "--data", tmp_path / "broken")
+    assert result.code == 2 and f"{tmp_path / 'broken' / 'manifest.json'}: invalid JSON" in result.err
+    result = run_cli("compare", tmp_path / "trm", "--breakdown", "--markdown", tmp_path / "out.md")
+    assert result.code == 0, result.err
+    assert "| 2-3 clicks | 0 (0.0%) | mrr@20 | – |" in (tmp_path / "out.md").read_text()

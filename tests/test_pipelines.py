@@ -90,6 +90,10 @@ def test_table1_trains_continues_and_merges(shared: Path, tmp_path: Path) -> Non
     assert rows["core-trm"]["vs_core-trm"] is None
     per_dataset = json.loads((tmp_path / "results" / "core_table1_diginetica.json").read_text())
     ave = {g["label"]: g for g in per_dataset["groups"]}["core-ave"]
+    # The breakdown by slices of the test set holds every model against core-trm, over all 80 examples.
+    assert per_dataset["groups"][0]["label"] == "core-trm"
+    assert sum(row["examples"] for row in per_dataset["breakdown"][:4]) == 80  # the four length buckets
+    assert set(per_dataset["breakdown"][0]["measures"]["mrr@20"]["vs_first"]) == {"core-ave", "core-hn"}
     assert rows["core-ave"]["mrr@20"]["mean"] == round(100 * ave["metrics"]["mrr@20"]["mean"], 2)
     test = rows["core-ave"]["vs_core-trm"]["mrr@20"]
     assert 0.0 <= test["t_pvalue"] <= 1.0 and 0.0 <= test["wilcoxon_pvalue"] <= 1.0
@@ -153,8 +157,9 @@ def test_ablation_compares_every_variant(shared: Path, tmp_path: Path) -> None:
     assert [p.parent.name for p in (tmp_path / "table1-records" / "diginetica").glob("*/report.json")] == ["core-trm-enhanced-s1"]
     run_pipeline("core_ablation.sh", shared, tmp_path, SEEDS="1", **table1)
     result = json.loads((tmp_path / "results" / "core_ablation_diginetica.json").read_text())
-    models = sorted(group["model"] for group in result["groups"])
-    assert models == ["core-trm", *["core-trm-enhanced"] * 4]
+    models = [group["model"] for group in result["groups"]]
+    assert models == ["core-trm", *["core-trm-enhanced"] * 4]  # core-trm first: the breakdown's baseline
+    assert len(result["breakdown"][0]["measures"]["mrr@20"]["vs_first"]) == 4
     assert len({group["label"] for group in result["groups"]}) == 5
     # The full model and core-trm are Table 1's runs: recorded there, and not trained again by it.
     shared_runs = sorted(p.parent.name for p in (tmp_path / "table1-records" / "diginetica").glob("*/report.json"))

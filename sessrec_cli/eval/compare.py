@@ -4,7 +4,8 @@ Runs whose configs differ only in the seed form a group. Every pair of groups is
 the same test examples: each example's reciprocal rank (its MRR@K contribution) and hit
 (Recall@K), averaged over the seeds of a group, go into a paired t-test and a Wilcoxon
 signed-rank test. Pairing by example is what makes small differences detectable: both groups
-face the same hard and easy sessions.
+face the same hard and easy sessions. With `breakdown`, the same measures are also compared
+within slices of the test set (`slices.py`), every group against the first.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from scipy import stats
 from sessrec_cli.config import build_config
 from sessrec_cli.errors import InputError
 from sessrec_cli.eval.metrics import metric_order
+from sessrec_cli.eval.slices import load_test_sessions, session_slices
+from sessrec_cli.io import load_json_object
 
 
 @dataclass
@@ -63,10 +66,7 @@ def load_run(path: Path) -> Run:
     report_path, ranks_path = path / "report.json", path / "ranks_test.npy"
     if not report_path.is_file():
         raise InputError(f"{path}: not a finished run (report.json missing)")
-    try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise InputError(f"{report_path}: invalid JSON ({err})") from None
+    report = load_json_object(report_path)
     missing = [key for key in ("model", "config", "test_metrics", "data_manifest_hash") if key not in report]
     if missing:
         raise InputError(f"{report_path}: not a sessrec report (missing {', '.join(missing)})")
@@ -201,6 +201,27 @@ def paired_tests(a: np.ndarray, b: np.ndarray) -> dict:
     }
 
 
+def slice_tests(measures: dict[str, dict[str, np.ndarray]], slices: dict[str, np.ndarray]) -> list[dict]:
+    """Per slice: its size, each group's mean of each measure, and each later group's paired
+    t-test against the first (`measures`: group label -> per-example measures, baseline first)."""
+    first, *others = measures
+    rows = []
+    for name, mask in slices.items():
+        row = {"slice": name, "examples": int(mask.sum()), "share": float(mask.mean()), "measures": {}}
+        for measure in measures[first]:
+            baseline = measures[first][measure][mask]
+            entry = {"means": {first: float(baseline.mean()) if mask.any() else None}, "vs_first": {}}
+            for label in others:
+                values = measures[label][measure][mask]
+                entry["means"][label] = float(values.mean()) if mask.any() else None
+                if mask.any():  # an empty slice has nothing to test
+                    test = paired_tests(values, baseline)
+                    entry["vs_first"][label] = {"mean_difference": test["mean_difference"], "t_pvalue": test["t_pvalue"]}
+            row["measures"][measure] = entry
+        rows.append(row)
+    return rows
+
+
 def summarize(test_metrics: list[dict[str, float]]) -> dict:
     """Mean and sample standard deviation (None for one run) of each test metric over seeds."""
     names = set.intersection(*(set(metrics) for metrics in test_metrics))
@@ -216,8 +237,9 @@ def _from_one(epoch: int | None) -> int | None:
     return None if epoch is None else epoch + 1
 
 
-def compare_runs(paths: list[Path], k: int = 20) -> dict:
-    """Group the runs, summarise each group and test every pair of groups."""
+def compare_runs(paths: list[Path], k: int = 20, breakdown: bool = False, data: Path | None = None) -> dict:
+    """Group the runs, summarise each group and test every pair of groups; with `breakdown`, also
+    within slices of the test set, read from `data` (default: the first run's processed data)."""
     runs = [load_run(path) for path in paths]
     check_same_test_set(runs)
     groups = group_runs(runs)
@@ -227,7 +249,7 @@ def compare_runs(paths: list[Path], k: int = 20) -> dict:
         for b in groups[i + 1 :]:
             for measure in measures[a.label]:
                 tests.append({"a": a.label, "b": b.label, "measure": measure, **paired_tests(measures[a.label][measure], measures[b.label][measure])})
-    return {
+    result = {
         "test_examples": len(runs[0].ranks),
         "data_manifest_hash": runs[0].report["data_manifest_hash"],
         "k": k,
@@ -247,6 +269,13 @@ def compare_runs(paths: list[Path], k: int = 20) -> dict:
         ],
         "tests": tests,
     }
+    if breakdown:
+        processed = data if data is not None else Path(runs[0].report["config"]["data"]["processed_dir"])
+        inputs, targets = load_test_sessions(processed, runs[0].report["data_manifest_hash"])
+        if len(targets) != len(runs[0].ranks):
+            raise InputError(f"{processed}: {len(targets)} test examples, the runs ranked {len(runs[0].ranks)}")
+        result["breakdown"] = slice_tests(measures, session_slices(inputs, targets))
+    return result
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -291,6 +320,27 @@ def _test_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _breakdown_rows(result: dict) -> tuple[list[str], list[list[str]]]:
+    """One row per slice and measure: the first group's mean, then each other's with its
+    difference from the first and the t-test's p."""
+    labels = [g["label"] for g in result["groups"]]
+    header = ["slice", "examples", "measure", f"{labels[0]} (%)"] + [f"{label} (%) (Δ, p)" for label in labels[1:]]
+    rows = []
+    for row in result["breakdown"]:
+        for measure, entry in row["measures"].items():
+            cells = [row["slice"], f"{row['examples']:,} ({100 * row['share']:.1f}%)", measure, _percent(entry["means"][labels[0]])]
+            for label in labels[1:]:
+                test = entry["vs_first"].get(label)
+                versus = f" ({100 * test['mean_difference']:+.2f}, p {_pvalue(test['t_pvalue'])})" if test else ""
+                cells.append(_percent(entry["means"][label]) + versus)
+            rows.append(cells)
+    return header, rows
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.2f}"
+
+
 def _rich(title: str, header: list[str], rows: list[list[str]]) -> Table:
     table = Table(title=title)
     for i, name in enumerate(header):
@@ -317,6 +367,13 @@ def _titles(result: dict) -> tuple[str, str]:
     )
 
 
+def _breakdown_title(result: dict) -> str:
+    return (
+        f"By slice of the test set: input session length (clicks before the max_len cut) and whether the target is in it; "
+        f"each other group's mean with its difference Δ from {result['groups'][0]['label']} and the paired t-test's p within the slice"
+    )
+
+
 def rich_tables(result: dict) -> list[Table]:
     metrics_title, tests_title = _titles(result)
     tables = [_rich(metrics_title, *_metric_rows(result))]
@@ -324,6 +381,8 @@ def rich_tables(result: dict) -> list[Table]:
         tests = _rich(tests_title, *_test_rows(result))
         tests.caption = TESTS_NOTE
         tables.append(tests)
+    if "breakdown" in result:
+        tables.append(_rich(_breakdown_title(result), *_breakdown_rows(result)))
     return tables
 
 
@@ -338,4 +397,6 @@ def to_markdown(result: dict) -> str:
     parts = [f"**{metrics_title}**", "", _markdown_table(*_metric_rows(result))]
     if result["tests"]:
         parts += ["", f"**{tests_title}**", "", _markdown_table(*_test_rows(result)), "", TESTS_NOTE]
+    if "breakdown" in result:
+        parts += ["", f"**{_breakdown_title(result)}**", "", _markdown_table(*_breakdown_rows(result))]
     return "\n".join(parts) + "\n"

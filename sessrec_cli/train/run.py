@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import platform
 import random
 import sys
@@ -16,7 +15,7 @@ import torch
 from sessrec_cli import __version__
 from sessrec_cli.config import ExperimentConfig, dump_config, load_config
 from sessrec_cli.errors import InputError
-from sessrec_cli.io import write_json_atomic, write_text_atomic
+from sessrec_cli.io import load_json_object, write_json_atomic, write_text_atomic
 from sessrec_cli.train import distributed
 from sessrec_cli.train.checkpoint import LAST
 
@@ -89,13 +88,7 @@ def reopen_run(run_dir: Path) -> tuple[ExperimentConfig, str]:
 
 
 def _run_record(run_dir: Path) -> dict:
-    try:
-        record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise InputError(f"{run_dir / 'run.json'}: invalid JSON ({err})") from None
-    if not isinstance(record, dict):
-        raise InputError(f"{run_dir / 'run.json'}: expected a JSON object")
-    return record
+    return load_json_object(run_dir / "run.json")
 
 
 def note_resume(run_dir: Path, argv: list[str]) -> None:
