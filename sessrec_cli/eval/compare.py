@@ -209,15 +209,13 @@ def slice_tests(measures: dict[str, dict[str, np.ndarray]], slices: dict[str, np
     for name, mask in slices.items():
         row = {"slice": name, "examples": int(mask.sum()), "share": float(mask.mean()), "measures": {}}
         for measure in measures[first]:
-            baseline = measures[first][measure][mask]
-            entry = {"means": {first: float(baseline.mean()) if mask.any() else None}, "vs_first": {}}
-            for label in others:
-                values = measures[label][measure][mask]
-                entry["means"][label] = float(values.mean()) if mask.any() else None
-                if mask.any():  # an empty slice has nothing to test
-                    test = paired_tests(values, baseline)
-                    entry["vs_first"][label] = {"mean_difference": test["mean_difference"], "t_pvalue": test["t_pvalue"]}
-            row["measures"][measure] = entry
+            means = {label: float(measures[label][measure][mask].mean()) if mask.any() else None for label in measures}
+            vs_first = {}
+            if mask.any():  # an empty slice has nothing to test
+                for label in others:
+                    test = paired_tests(measures[label][measure][mask], measures[first][measure][mask])
+                    vs_first[label] = {"mean_difference": test["mean_difference"], "t_pvalue": test["t_pvalue"]}
+            row["measures"][measure] = {"means": means, "vs_first": vs_first}
         rows.append(row)
     return rows
 
