@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Three seeds each of CORE-ave and CORE-trm on the bundled sample (3 epochs, to keep it short),
-# then `sessrec compare`: mean ± std per metric and paired tests on the same test examples.
+# then `sessrec compare`: mean ± std per metric, paired tests on the same test examples, and the
+# same measures by slice of the test set (session length; repeat or new target), CORE-trm against CORE-ave.
 # Writes runs/compare_sample-<time>/: six run directories, compare.md, compare.json, compare.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,4 +12,4 @@ for model in core_ave core_trm; do
     sessrec train "configs/$model.yaml" --set training.epochs=3 --set seed=$seed --run-dir "$OUT/$model-s$seed"
   done
 done
-sessrec compare "$OUT/core_*" --markdown "$OUT/compare.md" --json "$OUT/compare.json" --plot "$OUT/compare.png"
+sessrec compare "$OUT/core_*" --markdown "$OUT/compare.md" --json "$OUT/compare.json" --plot "$OUT/compare.png" --breakdown

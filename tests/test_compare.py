@@ -237,3 +237,15 @@ def test_breakdown_refuses_other_data(tmp_path, run_cli):
     result = run_cli("compare", tmp_path / "trm", "--breakdown", "--markdown", tmp_path / "out.md")
     assert result.code == 0, result.err
     assert "| 2-3 clicks | 0 (0.0%) | mrr@20 | – |" in (tmp_path / "out.md").read_text()
+
+
+def test_breakdown_finds_the_default_data_directory(tmp_path, monkeypatch):
+    """A config without data.processed_dir trained on data/<dataset>/processed, relative to where sessrec ran."""
+    _, digest = _processed(tmp_path / "data" / "sample" / "processed", [[1], [2, 1]], [1, 3])
+    run = fake_run(tmp_path, "trm", "core-trm", 0, np.array([1, 2]), manifest=digest)
+    report = json.loads((run / "report.json").read_text())
+    report["config"]["data"]["processed_dir"] = None
+    write_json_atomic(run / "report.json", report)
+    monkeypatch.chdir(tmp_path)
+    result = compare_runs([Path("trm")], breakdown=True)
+    assert [row["examples"] for row in result["breakdown"]] == [1, 1, 0, 0, 1, 1]

@@ -268,7 +268,7 @@ def compare_runs(paths: list[Path], k: int = 20, breakdown: bool = False, data: 
         "tests": tests,
     }
     if breakdown:
-        processed = data if data is not None else Path(runs[0].report["config"]["data"]["processed_dir"])
+        processed = data if data is not None else build_config(runs[0].report["config"], str(runs[0].path / "report.json")).data.resolved_dir()
         inputs, targets = load_test_sessions(processed, runs[0].report["data_manifest_hash"])
         if len(targets) != len(runs[0].ranks):
             raise InputError(f"{processed}: {len(targets)} test examples, the runs ranked {len(runs[0].ranks)}")
