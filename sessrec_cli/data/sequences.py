@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from sessrec_cli.errors import InputError
-from sessrec_cli.io import load_pickle
+from sessrec_cli.io import load_json_object, load_pickle
 
 
 @dataclass
@@ -123,17 +123,20 @@ def _check_split(obj: object, path: Path, keys: tuple[str, ...]) -> dict:
     return obj
 
 
+def load_pairs(directory: Path, split: str) -> dict:
+    """A processed valid or test split: prefixes (`inputs`), their `targets` and `entities`."""
+    path = Path(directory) / f"{split}_sequences.pkl"
+    return _check_split(load_pickle(path), path, ("inputs", "targets", "entities"))
+
+
 def load_dataset(directory: Path, max_len: int) -> Dataset:
     """Load `sessrec preprocess` output from `directory`."""
     directory = Path(directory)
     if not (directory / "manifest.json").is_file():
         raise InputError(f"{directory}: no processed dataset here (manifest.json missing); run `sessrec preprocess` first")
-    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest = load_json_object(directory / "manifest.json")
     train = _check_split(load_pickle(directory / "train_sequences.pkl"), directory / "train_sequences.pkl", ("sequences", "entities"))
-    pairs = {}
-    for split in ("valid", "test"):
-        path = directory / f"{split}_sequences.pkl"
-        pairs[split] = _check_split(load_pickle(path), path, ("inputs", "targets", "entities"))
+    pairs = {split: load_pairs(directory, split) for split in ("valid", "test")}
     counts = load_pickle(directory / "counts.pkl")
     if not isinstance(counts, dict) or not isinstance(counts.get("n_items"), int):
         raise InputError(f"{directory / 'counts.pkl'}: expected a dict with an integer n_items")

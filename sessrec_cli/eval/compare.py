@@ -20,7 +20,7 @@ import numpy as np
 from rich.table import Table
 from scipy import stats
 
-from sessrec_cli.config import build_config
+from sessrec_cli.config import ExperimentConfig, build_config
 from sessrec_cli.errors import InputError
 from sessrec_cli.eval.metrics import metric_order
 from sessrec_cli.eval.slices import load_test_sessions, session_slices
@@ -32,6 +32,7 @@ class Run:
     path: Path
     report: dict
     ranks: np.ndarray  # (n_test,) rank of each test example's target, 1 = best
+    config: ExperimentConfig  # report["config"], validated, with today's defaults
 
 
 @dataclass
@@ -72,7 +73,8 @@ def load_run(path: Path) -> Run:
         raise InputError(f"{report_path}: not a sessrec report (missing {', '.join(missing)})")
     # Settings added to sessrec after a run was recorded take their defaults, so that the run still
     # groups with later seeds of its experiment, and a setting it never had does not label it.
-    report["config"] = build_config(report["config"], str(report_path)).model_dump(mode="json")
+    config = build_config(report["config"], str(report_path))
+    report["config"] = config.model_dump(mode="json")
     if not ranks_path.is_file():
         raise InputError(f"{path}: ranks_test.npy missing; run `sessrec evaluate {path}` to write it")
     try:
@@ -83,7 +85,7 @@ def load_run(path: Path) -> Run:
         raise InputError(f"{ranks_path}: expected a 1-D array of integer ranks >= 1")
     if len(ranks) != report.get("test_examples", len(ranks)):
         raise InputError(f"{ranks_path}: {len(ranks)} ranks but report.json counts {report['test_examples']} test examples")
-    return Run(path, report, ranks)
+    return Run(path, report, ranks, config)
 
 
 def check_same_test_set(runs: list[Run]) -> None:
@@ -268,7 +270,7 @@ def compare_runs(paths: list[Path], k: int = 20, breakdown: bool = False, data: 
         "tests": tests,
     }
     if breakdown:
-        processed = data if data is not None else build_config(runs[0].report["config"], str(runs[0].path / "report.json")).data.resolved_dir()
+        processed = data if data is not None else runs[0].config.data.resolved_dir()
         inputs, targets = load_test_sessions(processed, runs[0].report["data_manifest_hash"])
         if len(targets) != len(runs[0].ranks):
             raise InputError(f"{processed}: {len(targets)} test examples, the runs ranked {len(runs[0].ranks)}")

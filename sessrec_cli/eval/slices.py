@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sessrec_cli.data.sequences import manifest_digest
+from sessrec_cli.data.sequences import load_pairs, manifest_digest
 from sessrec_cli.errors import InputError
-from sessrec_cli.io import load_json_object, load_pickle
+from sessrec_cli.io import load_json_object
 
 # Clicks in the input session as preprocessed, before a model's max_len cut.
 LENGTH_BUCKETS = ((1, 1), (2, 3), (4, 9), (10, None))
@@ -43,13 +43,8 @@ def load_test_sessions(processed_dir: Path, manifest_hash: str) -> tuple[list[li
     manifest_path = processed_dir / "manifest.json"
     if not manifest_path.is_file():
         raise InputError(f"{processed_dir}: no processed dataset here (manifest.json missing); pass the runs' data with --data DIR")
-    manifest = load_json_object(manifest_path)
-    if manifest_digest(manifest) != manifest_hash:
-        raise InputError(
-            f"{processed_dir}: data manifest {manifest_digest(manifest)}, but the runs were tested on {manifest_hash}; pass their data with --data DIR"
-        )
-    path = processed_dir / "test_sequences.pkl"
-    test = load_pickle(path)
-    if not isinstance(test, dict) or "inputs" not in test or "targets" not in test:
-        raise InputError(f"{path}: expected a dict with keys inputs, targets")
+    digest = manifest_digest(load_json_object(manifest_path))
+    if digest != manifest_hash:
+        raise InputError(f"{processed_dir}: data manifest {digest}, but the runs were tested on {manifest_hash}; pass their data with --data DIR")
+    test = load_pairs(processed_dir, "test")
     return test["inputs"], test["targets"]
