@@ -227,6 +227,19 @@ def _optional(directory: Path, name: str) -> Path | None:
         return None
 
 
+def _only_file(path: Path, suffix: str, what: str) -> Path:
+    """The file `path`, or the only `*<suffix>(.gz)` file in the directory `path` (`what` names it in errors)."""
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise InputError(f"{path}: file or directory not found")
+    found = sorted(p for p in path.iterdir() if p.is_file() and _strip_gz(p).endswith(suffix))
+    if len(found) != 1:
+        names = ", ".join(p.name for p in found) or "none"
+        raise InputError(f"{path}: expected exactly one {what}, found {names}; pass the file itself")
+    return found[0]
+
+
 # --- Tmall text sessions (LESSR / IMAM layout) ----------------------------------------------
 
 
@@ -277,19 +290,6 @@ def read_lessr(directory: Path) -> GivenSplit:
 # --- S3-Rec per-user sequences (Amazon, Yelp, Last.fm) --------------------------------------
 
 
-def _s3rec_file(path: Path) -> Path:
-    """The `<Name>.txt(.gz)` named by `path`, or the only one in the directory `path`."""
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise InputError(f"{path}: file or directory not found")
-    found = sorted(p for p in path.iterdir() if p.is_file() and _strip_gz(p).endswith(".txt"))
-    if len(found) != 1:
-        names = ", ".join(p.name for p in found) or "none"
-        raise InputError(f"{path}: expected exactly one <Name>.txt sequence file, found {names}; pass the file itself")
-    return found[0]
-
-
 def _item_attributes(path: Path) -> pl.DataFrame:
     """S3-Rec `<Name>_item2attributes.json`: {"item id": [attribute id, ...]} -> (item, attributes)."""
     try:
@@ -320,7 +320,7 @@ def read_s3rec(path: Path) -> Interactions:
     `time` is an item's position on its user's line, which keeps the published order. Item
     attributes come from `<Name>_item2attributes.json` beside the file when it exists.
     """
-    path = _s3rec_file(Path(path))
+    path = _only_file(Path(path), ".txt", "<Name>.txt sequence file")
     lines = _lines(path)
     tokens = pl.col("line").str.extract_all(r"\S+")
     short = lines.filter(tokens.list.len() < 2).head(1)
@@ -457,19 +457,6 @@ def _field_names(table: pl.DataFrame) -> list[str]:
     return [name for name in table.columns if name != "line_no"]
 
 
-def _recbole_inter(path: Path) -> Path:
-    """The `.inter` file named by `path`, or the only `<name>.inter` in the directory `path`."""
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise InputError(f"{path}: file or directory not found")
-    found = sorted(p for p in path.iterdir() if p.is_file() and _strip_gz(p).endswith(".inter"))
-    if len(found) != 1:
-        names = ", ".join(p.name for p in found) or "none"
-        raise InputError(f"{path}: expected exactly one <name>.inter file, found {names}; pass the file itself")
-    return found[0]
-
-
 def _recbole_meta(directory: Path, name: str, key: str, rename: str) -> tuple[pl.DataFrame | None, Path | None]:
     path = _optional(directory, name)
     if path is None:
@@ -486,7 +473,7 @@ def read_recbole(path: Path) -> Interactions:
     Without a `timestamp` field the file order is the time order. `<name>.item` and `<name>.user`
     beside it become item and user metadata, with the `:type` suffixes dropped from their names.
     """
-    inter_path = _recbole_inter(Path(path))
+    inter_path = _only_file(Path(path), ".inter", "<name>.inter file")
     table = _recbole_table(inter_path)
     missing = [name for name in ("user_id", "item_id") if name not in table.columns]
     if missing:
