@@ -7,6 +7,7 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,3 +105,44 @@ def test_in_batch_collision_share_by_hand(monkeypatch):
     assert colliding_share(targets, batch_size=6, epochs=2, seed=0) == pytest.approx(5 / 6)
     assert colliding_share(targets, batch_size=1, epochs=2, seed=0) == 0.0
     assert colliding_share(torch.tensor([4, 4, 4, 4]), batch_size=2, epochs=1, seed=0) == 1.0
+
+
+def test_da_gate_reads_the_recent_views_weight(sample_processed, tmp_path, run_cli, monkeypatch):
+    """A core-da checkpoint whose gate outputs logits (0, ln 3) everywhere puts weight 3/4 on the
+    recent view in every session and slice; a core-trm run or an ungated one is refused."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from da_gate import recent_weights, summarise
+
+    from sessrec_cli.data.sequences import load_pairs
+    from sessrec_cli.eval.slices import session_slices
+    from sessrec_cli.train.checkpoint import write_payload
+
+    def train(name: str, model: str, *extra: str) -> Path:
+        run_dir = tmp_path / name
+        result = run_cli("train", "--model", model, "--device", "cpu", "--run-dir", str(run_dir), "--set", f"data.processed_dir={sample_processed}",
+                         "--set", "model.embedding_size=16", "--set", "training.epochs=1", *extra)
+        assert result.code == 0, result.err
+        return run_dir
+
+    run_dir = train("da", "core-da")
+    payload = torch.load(run_dir / "best.pt", weights_only=True)
+    last_layer = "fusion_gate.2"
+    payload["model"][f"{last_layer}.weight"].zero_()
+    payload["model"][f"{last_layer}.bias"].copy_(torch.tensor([0.0, np.log(3.0)]))
+    write_payload(run_dir / "fixed.pt", payload)
+    weights, directory = recent_weights(run_dir, "fixed.pt")
+    test = load_pairs(directory, "test")
+    assert weights.shape == (len(test["targets"]),)
+    summary = summarise(weights, session_slices(test["inputs"], test["targets"]))
+    assert summary["all"]["examples"] == len(test["targets"])
+    assert sum(summary[name]["examples"] for name in ("target in session", "target new")) == len(test["targets"])
+    for row in summary.values():
+        assert (row["mean"], row["p10"], row["p90"]) == (pytest.approx(0.75), pytest.approx(0.75), pytest.approx(0.75))
+    # The trained checkpoint's gate varies between sessions.
+    trained, _ = recent_weights(run_dir, "best.pt")
+    assert trained.std() > 0 and ((trained > 0) & (trained < 1)).all()
+
+    with pytest.raises(SystemExit, match="model core-ave"):
+        recent_weights(train("ave", "core-ave"), "best.pt")
+    with pytest.raises(SystemExit, match="model.gate=false"):
+        recent_weights(train("ungated", "core-da", "--set", "model.gate=false"), "best.pt")
