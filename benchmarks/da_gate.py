@@ -27,8 +27,9 @@ from sessrec_cli.models import build_model
 from sessrec_cli.train.trainer import load_checkpoint
 
 
-def recent_weights(run_dir: Path, checkpoint: str, batch_size: int = 4096) -> tuple[np.ndarray, Path]:
-    """The recent view's gate weight for every test example of the run, in the test split's order."""
+def recent_weights(run_dir: Path, checkpoint: str, batch_size: int = 4096) -> tuple[np.ndarray, Path, int]:
+    """The recent view's gate weight for every test example of the run, in the test split's order,
+    the processed data's directory and the checkpoint's epoch (counted from 1)."""
     config = load_config(run_dir / "config.yaml", [])
     if not config.model.name.startswith("core-da"):
         raise SystemExit(f"{run_dir}: model {config.model.name}; the fusion gate is core-da's and core-dahn's")
@@ -36,7 +37,7 @@ def recent_weights(run_dir: Path, checkpoint: str, batch_size: int = 4096) -> tu
         raise SystemExit(f"{run_dir}: trained with model.gate=false, whose weights are fixed at 1/2")
     data = load_dataset(config.data.resolved_dir(), config.data.max_len)
     model = build_model(config.model, data.n_items, config.data.max_len)
-    load_checkpoint(run_dir / checkpoint, model, torch.device("cpu"))
+    payload = load_checkpoint(run_dir / checkpoint, model, torch.device("cpu"))
     model.eval()
     gate = next(module for name, module in model.named_modules() if name.split(".")[-1] == "fusion_gate")
     logits = []
@@ -46,7 +47,7 @@ def recent_weights(run_dir: Path, checkpoint: str, batch_size: int = 4096) -> tu
         for index in torch.arange(len(data.test)).split(batch_size):
             model.encode(data.test.batch(index).item_seq)
     handle.remove()
-    return torch.softmax(torch.cat(logits), dim=-1)[:, 1].numpy(), data.directory
+    return torch.softmax(torch.cat(logits), dim=-1)[:, 1].numpy(), data.directory, payload["epoch"] + 1
 
 
 def summarise(weights: np.ndarray, slices: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -66,11 +67,12 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     for run_dir in args.runs:
-        weights, directory = recent_weights(run_dir, args.checkpoint)
+        weights, directory, epoch = recent_weights(run_dir, args.checkpoint)
         test = load_pairs(directory, "test")
-        results[str(run_dir)] = summarise(weights, session_slices(test["inputs"], test["targets"]))
-        print(run_dir)
-        for name, row in results[str(run_dir)].items():
+        slices = summarise(weights, session_slices(test["inputs"], test["targets"]))
+        results[str(run_dir)] = {"checkpoint_epoch": epoch, "slices": slices}
+        print(f"{run_dir} ({args.checkpoint}, epoch {epoch})")
+        for name, row in slices.items():
             print(f"  {name:>18}  {row['examples']:>7,}  recent weight mean {row['mean']:.3f}  p10 {row['p10']:.3f}  "
                   f"median {row['median']:.3f}  p90 {row['p90']:.3f}")
     write_json_atomic(args.out, {"checkpoint": args.checkpoint, "runs": results, "command": "python " + " ".join(sys.argv)})

@@ -130,7 +130,8 @@ def test_da_gate_reads_the_recent_views_weight(sample_processed, tmp_path, run_c
     payload["model"][f"{last_layer}.weight"].zero_()
     payload["model"][f"{last_layer}.bias"].copy_(torch.tensor([0.0, np.log(3.0)]))
     write_payload(run_dir / "fixed.pt", payload)
-    weights, directory = recent_weights(run_dir, "fixed.pt")
+    weights, directory, epoch = recent_weights(run_dir, "fixed.pt")
+    assert epoch == 1
     test = load_pairs(directory, "test")
     assert weights.shape == (len(test["targets"]),)
     summary = summarise(weights, session_slices(test["inputs"], test["targets"]))
@@ -139,7 +140,7 @@ def test_da_gate_reads_the_recent_views_weight(sample_processed, tmp_path, run_c
     for row in summary.values():
         assert (row["mean"], row["p10"], row["p90"]) == (pytest.approx(0.75), pytest.approx(0.75), pytest.approx(0.75))
     # The trained checkpoint's gate varies between sessions.
-    trained, _ = recent_weights(run_dir, "best.pt")
+    trained, _, _ = recent_weights(run_dir, "best.pt")
     assert trained.std() > 0 and ((trained > 0) & (trained < 1)).all()
 
     with pytest.raises(SystemExit, match="model core-ave"):
