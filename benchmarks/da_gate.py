@@ -21,6 +21,7 @@ import torch
 
 from sessrec_cli.config import load_config
 from sessrec_cli.data.sequences import load_dataset, load_pairs
+from sessrec_cli.errors import InputError
 from sessrec_cli.eval.slices import session_slices
 from sessrec_cli.io import write_json_atomic
 from sessrec_cli.models import build_model
@@ -32,9 +33,9 @@ def recent_weights(run_dir: Path, checkpoint: str, batch_size: int = 4096) -> tu
     the processed data's directory and the checkpoint's epoch (counted from 1)."""
     config = load_config(run_dir / "config.yaml", [])
     if not config.model.name.startswith("core-da"):
-        raise SystemExit(f"{run_dir}: model {config.model.name}; the fusion gate is core-da's and core-dahn's")
+        raise InputError(f"{run_dir}: model {config.model.name}; the fusion gate is core-da's and core-dahn's")
     if not config.model.gate:
-        raise SystemExit(f"{run_dir}: trained with model.gate=false, whose weights are fixed at 1/2")
+        raise InputError(f"{run_dir}: trained with model.gate=false, whose weights are fixed at 1/2")
     data = load_dataset(config.data.resolved_dir(), config.data.max_len)
     model = build_model(config.model, data.n_items, config.data.max_len)
     payload = load_checkpoint(run_dir / checkpoint, model, torch.device("cpu"))
@@ -67,7 +68,11 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     for run_dir in args.runs:
-        weights, directory, epoch = recent_weights(run_dir, args.checkpoint)
+        try:
+            weights, directory, epoch = recent_weights(run_dir, args.checkpoint)
+        except InputError as err:  # a missing or foreign run or checkpoint: one line, exit 2, nothing written
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
         test = load_pairs(directory, "test")
         slices = summarise(weights, session_slices(test["inputs"], test["targets"]))
         results[str(run_dir)] = {"checkpoint_epoch": epoch, "slices": slices}

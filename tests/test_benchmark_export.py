@@ -114,6 +114,7 @@ def test_da_gate_reads_the_recent_views_weight(sample_processed, tmp_path, run_c
     from da_gate import recent_weights, summarise
 
     from sessrec_cli.data.sequences import load_pairs
+    from sessrec_cli.errors import InputError
     from sessrec_cli.eval.slices import session_slices
     from sessrec_cli.train.checkpoint import write_payload
 
@@ -143,7 +144,12 @@ def test_da_gate_reads_the_recent_views_weight(sample_processed, tmp_path, run_c
     trained, _, _ = recent_weights(run_dir, "best.pt")
     assert trained.std() > 0 and ((trained > 0) & (trained < 1)).all()
 
-    with pytest.raises(SystemExit, match="model core-ave"):
-        recent_weights(train("ave", "core-ave"), "best.pt")
-    with pytest.raises(SystemExit, match="model.gate=false"):
+    ave_dir = train("ave", "core-ave")
+    with pytest.raises(InputError, match="model core-ave"):
+        recent_weights(ave_dir, "best.pt")
+    out = tmp_path / "gate.json"
+    refused = subprocess.run([sys.executable, str(REPO / "benchmarks" / "da_gate.py"), str(run_dir), str(ave_dir), "--out", str(out)],
+                             capture_output=True, text=True)
+    assert (refused.returncode, refused.stderr.count("\n"), out.exists()) == (2, 1, False)
+    with pytest.raises(InputError, match="model.gate=false"):
         recent_weights(train("ungated", "core-da", "--set", "model.gate=false"), "best.pt")
