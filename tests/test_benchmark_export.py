@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -116,7 +117,6 @@ def test_da_gate_reads_the_recent_views_weight(sample_processed, tmp_path, run_c
 
     from sessrec_cli.data.sequences import load_pairs
     from sessrec_cli.errors import InputError
-    from sessrec_cli.eval.slices import session_slices
     from sessrec_cli.train.checkpoint import write_payload
 
     def train(name: str, model: str, *extra: str) -> Path:
@@ -132,11 +132,11 @@ def test_da_gate_reads_the_recent_views_weight(sample_processed, tmp_path, run_c
     payload["model"][f"{last_layer}.weight"].zero_()
     payload["model"][f"{last_layer}.bias"].copy_(torch.tensor([0.0, np.log(3.0)]))
     write_payload(run_dir / "fixed.pt", payload)
-    weights, directory, epoch = recent_weights(run_dir, "fixed.pt")
+    weights, masks, epoch = recent_weights(run_dir, "fixed.pt")
     assert epoch == 1
-    test = load_pairs(directory, "test")
+    test = load_pairs(sample_processed, "test")
     assert weights.shape == (len(test["targets"]),)
-    summary = summarise(weights, session_slices(test["inputs"], test["targets"]))
+    summary = summarise(weights, masks)
     assert summary["all"]["examples"] == len(test["targets"])
     assert sum(summary[name]["examples"] for name in ("target in session", "target new")) == len(test["targets"])
     for row in summary.values():
@@ -154,3 +154,10 @@ def test_da_gate_reads_the_recent_views_weight(sample_processed, tmp_path, run_c
     assert (refused.returncode, refused.stderr.count("\n"), out.exists()) == (2, 1, False)
     with pytest.raises(InputError, match="model.gate=false"):
         recent_weights(train("ungated", "core-da", "--set", "model.gate=false"), "best.pt")
+    moved = tmp_path / "moved"  # the run's data, read from elsewhere with --data
+    shutil.copytree(sample_processed, moved)
+    assert np.array_equal(recent_weights(run_dir, "best.pt", moved)[0], trained)
+    record = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**record, "data_manifest_hash": "0" * 16}))
+    with pytest.raises(InputError, match="but the runs were tested on 0000000000000000"):
+        recent_weights(run_dir, "best.pt")  # the processed data is not the data the run trained on

@@ -21,6 +21,7 @@ import torch
 
 from conftest import REPO
 from sessrec_cli.cli import main
+from sessrec_cli.data.sequences import manifest_digest
 from sessrec_cli.errors import InputError
 from sessrec_cli.train.checkpoint import LAST, truncate_metrics
 
@@ -169,6 +170,26 @@ def test_resume_refuses_another_catalogue_and_corrupt_state(unfinished, run_cli)
     result = run_cli("train", "--resume", unfinished)
     assert result.code == 2 and "not a loadable sessrec checkpoint" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_resume_refuses_other_data_and_pins_runs_that_lack_the_hash(unfinished, reference, sample_processed, run_cli):
+    record = json.loads((unfinished / "run.json").read_text())
+    manifest = json.loads((sample_processed / "manifest.json").read_text())
+    assert record["data_manifest_hash"] == manifest_digest(manifest) == json.loads((reference / "report.json").read_text())["data_manifest_hash"]
+
+    (unfinished / "run.json").write_text(json.dumps({**record, "data_manifest_hash": "0" * 16}))
+    metrics = (unfinished / "metrics.jsonl").read_text()
+    result = run_cli("train", "--resume", unfinished)
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+    assert f"data manifest {record['data_manifest_hash']}, but {unfinished} trained on {'0' * 16}" in result.err
+    assert (unfinished / "metrics.jsonl").read_text() == metrics and not (unfinished / "report.json").exists()
+
+    del record["data_manifest_hash"]  # a run.json from before sessrec recorded it
+    (unfinished / "run.json").write_text(json.dumps(record))
+    result = run_cli("train", "--resume", unfinished)
+    assert result.code == 0, result.err
+    assert json.loads((unfinished / "run.json").read_text())["data_manifest_hash"] == manifest_digest(manifest)
+    _assert_same_run(unfinished, reference)
 
 
 def test_truncate_metrics_drops_epochs_after_the_state(tmp_path):

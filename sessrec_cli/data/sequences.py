@@ -129,6 +129,15 @@ def load_pairs(directory: Path, split: str) -> dict:
     return _check_split(load_pickle(path), path, ("inputs", "targets", "entities"))
 
 
+def load_counts(directory: Path) -> dict:
+    """A processed dataset's counts.pkl: `n_items` (the catalogue, ids 1..n_items) and `n_entities`."""
+    path = Path(directory) / "counts.pkl"
+    counts = load_pickle(path)
+    if not isinstance(counts, dict) or not isinstance(counts.get("n_items"), int):
+        raise InputError(f"{path}: expected a dict with an integer n_items")
+    return counts
+
+
 def load_dataset(directory: Path, max_len: int) -> Dataset:
     """Load `sessrec preprocess` output from `directory`."""
     directory = Path(directory)
@@ -137,9 +146,7 @@ def load_dataset(directory: Path, max_len: int) -> Dataset:
     manifest = load_json_object(directory / "manifest.json")
     train = _check_split(load_pickle(directory / "train_sequences.pkl"), directory / "train_sequences.pkl", ("sequences", "entities"))
     pairs = {split: load_pairs(directory, split) for split in ("valid", "test")}
-    counts = load_pickle(directory / "counts.pkl")
-    if not isinstance(counts, dict) or not isinstance(counts.get("n_items"), int):
-        raise InputError(f"{directory / 'counts.pkl'}: expected a dict with an integer n_items")
+    counts = load_counts(directory)
     n_items = counts["n_items"]
     data = Dataset(
         train=SequenceData.from_sequences(train["sequences"], train["entities"], max_len),

@@ -14,6 +14,7 @@ import torch
 
 from sessrec_cli import __version__
 from sessrec_cli.config import ExperimentConfig, dump_config, load_config
+from sessrec_cli.data.sequences import Dataset, manifest_digest
 from sessrec_cli.errors import InputError
 from sessrec_cli.io import load_json_object, write_json_atomic, write_text_atomic
 from sessrec_cli.train import distributed
@@ -85,6 +86,26 @@ def reopen_run(run_dir: Path) -> tuple[ExperimentConfig, str]:
     if not isinstance(stage, str):
         raise InputError(f"{run_dir / 'run.json'}: no 'stage' recorded; cannot tell how to resume")
     return load_config(run_dir / "config.yaml"), stage
+
+
+def pin_data(run_dir: Path, data: Dataset) -> None:
+    """Record in run.json which processed data the run trains on, and refuse to resume it on other data.
+
+    A run resumed after its dataset was preprocessed again would mix two datasets in one model and
+    one metrics.jsonl, and nothing in its files would show it. A run.json without the hash (written
+    by an older sessrec) gets it at the run's next resume.
+    """
+    digest = manifest_digest(data.manifest)
+    record = _run_record(run_dir)
+    pinned = record.get("data_manifest_hash")
+    if pinned is None:
+        record["data_manifest_hash"] = digest
+        write_json_atomic(run_dir / "run.json", record)
+    elif pinned != digest:
+        raise InputError(
+            f"{data.directory}: data manifest {digest}, but {run_dir} trained on {pinned} (run.json); "
+            "resume it on the data it started with, or start a new run"
+        )
 
 
 def _run_record(run_dir: Path) -> dict:

@@ -18,6 +18,7 @@ from sessrec_cli.data.sequences import load_dataset
 from sessrec_cli.eval.report import write_report
 from sessrec_cli.models import build_model, softmax_spec
 from sessrec_cli.train import distributed
+from sessrec_cli.train.run import pin_data
 from sessrec_cli.train.trainer import CHECKPOINT, fit, load_checkpoint
 
 
@@ -38,6 +39,7 @@ def supervised(
     console.print(
         f"data {data.directory}: {len(data.train):,} train / {len(data.valid):,} valid / {len(data.test):,} test examples, {data.n_items:,} items"
     )
+    distributed.run_on_main(lambda: pin_data(run_dir, data))
     model = build_model(config.model, data.n_items, config.data.max_len, softmax_spec(config.training))
     if init_from is not None:
         load_checkpoint(init_from / CHECKPOINT, model, device)
