@@ -111,7 +111,8 @@ def test_in_batch_collision_share_by_hand(monkeypatch):
 def test_da_gate_reads_the_recent_views_weight(sample_processed, tmp_path, run_cli, monkeypatch):
     """A core-da checkpoint whose gate outputs logits (0, ln 3) everywhere puts weight 3/4 on the
     recent view in every session and slice; a core-ave run or an ungated one is refused, the script
-    with one line and exit code 2, writing nothing."""
+    with one line and exit code 2, writing nothing; so is data other than the run's, found at
+    its data.processed_dir or given with --data."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     from da_gate import recent_weights, summarise
 
