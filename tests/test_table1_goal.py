@@ -16,8 +16,8 @@ def table1(monkeypatch):
     return table1
 
 
-def row(model: str, recall: float, mrr: float, difference: float | None = None, p: float = 1.0) -> dict:
-    test = None if difference is None else {"mrr@20": {"difference": difference, "t_pvalue": p, "wilcoxon_pvalue": p}}
+def row(model: str, recall: float, mrr: float, difference: float | None = None, p: float = 1.0, wilcoxon: float | None = None) -> dict:
+    test = None if difference is None else {"mrr@20": {"difference": difference, "t_pvalue": p, "wilcoxon_pvalue": p if wilcoxon is None else wilcoxon}}
     return {"model": model, "name": model, "seeds": [2020, 2021], "recall@20": {"mean": recall, "std": 0.1}, "mrr@20": {"mean": mrr, "std": 0.1}, "vs_core-trm": test}
 
 
@@ -40,14 +40,14 @@ def test_goal_needs_both_thresholds_and_a_significant_gain(table1):
 
 
 def test_goal_says_what_is_missing_in_the_markdown(table1):
-    rows = [row("core-trm", 52.06, 18.36), row("core-hn", 51.88, 18.46, difference=0.10, p=6.59e-4)]
+    rows = [row("core-trm", 52.06, 18.36), row("core-hn", 51.88, 18.46, difference=0.10, p=6.59e-4, wilcoxon=0.895)]
     datasets = {"diginetica": {"test_examples": 60858, "rows": rows}}
     for r in rows:
         r["epochs"] = [{"seed": 2020, "best_epoch": 9, "epochs_run": 14}]
     table = {"baseline": "core-trm", "datasets": datasets, "goal": table1.goal_check(datasets, "core-trm")}
     markdown = table1.to_markdown(table)
     assert "Met by: no recorded variant." in markdown
-    assert "| core-hn | 2 | 51.88 (1.92) | 18.46 (0.74) | yes |" in markdown
+    assert "| core-hn | 2 | 51.88 (1.92) | 18.46 (0.74) | +0.10, 0.000659 (0.895) | yes |" in markdown
 
 
 def test_no_goal_without_the_goal_dataset(table1):
