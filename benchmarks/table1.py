@@ -56,6 +56,11 @@ def _p(value: float) -> str:
     return "< 1e-300" if value == 0 else f"{value:.3g}"
 
 
+def _pvalues(test: dict) -> str:
+    """The t-test's p, then Wilcoxon's in brackets."""
+    return f"{_p(test['t_pvalue'])} ({_p(test['wilcoxon_pvalue'])})"
+
+
 def _cell(stat: dict) -> str:
     """mean ± std, or the mean alone for a single seed (no std)."""
     return f"{stat['mean']:.2f}" if stat["std"] is None else f"{stat['mean']:.2f} ± {stat['std']:.2f}"
@@ -149,7 +154,7 @@ def to_markdown(table: dict) -> str:
                 lines.append(f"| {model} | 0 | not run yet | | | | | {published} |")
             for row in rows:
                 test = (row[f"vs_{baseline}"] or {}).get("mrr@20")
-                delta, p = ("", "") if test is None else (f"{test['difference']:+.2f}", f"{_p(test['t_pvalue'])} ({_p(test['wilcoxon_pvalue'])})")
+                delta, p = ("", "") if test is None else (f"{test['difference']:+.2f}", _pvalues(test))
                 epochs = ", ".join(f"{e['best_epoch']}/{e['epochs_run']}" for e in row["epochs"])
                 lines.append(f"| {row['model']} | {len(row['seeds'])} | {_cell(row['recall@20'])} | {_cell(row['mrr@20'])} | {delta} | {p} | {epochs} | {published} |")
         lines.append("")
@@ -168,7 +173,7 @@ def to_markdown(table: dict) -> str:
         for v in goal["variants"]:
             short, test = v["short_of_goal"], v[f"mrr@20_vs_{baseline}"]
             # Wilcoxon beside the t-test: a gain that passes one and not the other is a thin one.
-            versus = "" if test is None else f"{test['difference']:+.2f}, {_p(test['t_pvalue'])} ({_p(test['wilcoxon_pvalue'])})"
+            versus = "" if test is None else f"{test['difference']:+.2f}, {_pvalues(test)}"
             lines.append(
                 f"| {v['model']} | {v['seeds']} | {v['recall@20']:.2f} ({short['recall@20']:.2f}) | {v['mrr@20']:.2f} "
                 f"({short['mrr@20']:.2f}) | {versus} | {'yes' if v[f'better_than_{baseline}'] else 'no'} |"
