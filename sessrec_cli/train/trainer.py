@@ -37,6 +37,7 @@ from sessrec_cli.train.checkpoint import (
     truncate_metrics,
     write_payload,
 )
+from sessrec_cli.train.heap import release_freed_memory
 
 CHECKPOINT = "best.pt"
 
@@ -206,6 +207,7 @@ def _train_epoch(
                 bad = objective.first_failure(watch.first(), train.device)  # the host syncs here anyway, for the progress bar
                 if bad is not None:
                     raise _diverged(epoch, bad[1], steps, bad[0], run_dir, saved_step)
+                release_freed_memory()
                 now = time.perf_counter()
                 mean_loss = float(sum(term_sums.values())) / (step + 1)
                 rate = (min((step + 1) * bs, n) - start.step * bs) / (now - started)

@@ -1,0 +1,130 @@
+"""Resident memory and CPU time of CORE training on Diginetica over many steps, with the trainer's
+`release_freed_memory` at each sync (`sessrec_cli/train/heap.py`) and without it.
+
+usage: OMP_NUM_THREADS=1 python benchmarks/memory_core.py [--models core-trm-enhanced] [--steps 60]
+           [--sync-every 20] [--out benchmarks/results/memory_core_cpu.json]
+
+Each model trains `--steps` Adam steps (batch 2048, the compiled full softmax, as the Table 1
+pipeline runs it) twice, each time in a fresh process: once as the trainer does, calling
+`release_freed_memory` every `--sync-every` steps, and once with glibc left to itself. At every
+sync it records the resident memory before the release, so that both runs are read at the same
+point of the loop, and in the trainer's way also after it. From the first sync on (the steps
+before it compile) it counts user and system CPU-seconds and minor page faults per step: pages
+handed back are faulted in again when needed, and the kernel's time for that is system time.
+Peak resident memory is `ru_maxrss`.
+Needs `sessrec preprocess ../shared/data/diginetica/srgnn --name diginetica` first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+from sessrec_cli.config import build_config
+from sessrec_cli.data.sequences import load_dataset
+from sessrec_cli.io import write_json_atomic
+from sessrec_cli.models import MODELS, build_model
+from sessrec_cli.models.losses import SoftmaxSpec
+from sessrec_cli.train.run import seed_everything, versions
+from sessrec_cli.train.heap import release_freed_memory
+
+
+def resident_mib() -> float:
+    """The process's resident memory now (Linux /proc; the peak alone is all `resource` offers)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def train_and_watch(model_name: str, release: bool, data_dir: str, steps: int, sync_every: int) -> dict:
+    """Train `steps` batches in this (child) process, reading resident memory at every sync."""
+    data = load_dataset(Path(data_dir), 50)
+    config = build_config({"model": {"name": model_name}}).model
+    seed_everything(2020)
+    model = build_model(config, data.n_items, 50, SoftmaxSpec(compiled=True))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
+    model.train()
+    resident, after_release, started = [], [], None
+    for step in range(steps):
+        batch = data.train.batch(order[step * 2048 : (step + 1) * 2048])
+        loss = sum(model.loss(batch).values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if (step + 1) % sync_every == 0:
+            resident.append(round(resident_mib(), 1))
+            if release:
+                release_freed_memory()
+                after_release.append(round(resident_mib(), 1))
+            if started is None:
+                started, first_sync = resource.getrusage(resource.RUSAGE_SELF), step + 1
+    ended, timed_steps = resource.getrusage(resource.RUSAGE_SELF), steps - first_sync
+    return {
+        "released_at_each_sync": release,
+        "resident_mib_at_syncs": resident,
+        "resident_mib_after_release": after_release,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "user_seconds_per_step": round((ended.ru_utime - started.ru_utime) / timed_steps, 3),
+        "system_seconds_per_step": round((ended.ru_stime - started.ru_stime) / timed_steps, 3),
+        "page_faults_per_step": round((ended.ru_minflt - started.ru_minflt) / timed_steps),
+        "steps": steps,
+        "sync_every": sync_every,
+    }
+
+
+def in_child(fn, *args) -> dict:
+    """Run `fn(*args)` in a fresh process: its heap and peak memory are its own."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["core-trm-enhanced"])
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--sync-every", type=int, default=20, help="the trainer's training.log_every")
+    parser.add_argument("--data", default="data/diginetica/processed")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/memory_core_cpu.json"))
+    args = parser.parse_args()
+    if args.steps < 2 * args.sync_every:
+        parser.error(f"--steps {args.steps} must cover at least two syncs ({2 * args.sync_every} steps with --sync-every {args.sync_every})")
+    load_start = os.getloadavg()
+    results: dict[str, dict] = {}
+    for name in args.models:
+        entry = {}
+        for release in (True, False):
+            run = in_child(train_and_watch, name, release, args.data, args.steps, args.sync_every)
+            entry["released" if release else "kept"] = run
+            print(name, json.dumps(run), flush=True)
+        for key in ("user_seconds_per_step", "system_seconds_per_step"):
+            entry[f"{key}_released_minus_kept"] = round(entry["released"][key] - entry["kept"][key], 3)
+        results[name] = entry
+    out = {
+        "command": " ".join(["python"] + sys.argv),
+        "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "libc": " ".join(platform.libc_ver()),
+        "loadavg_start": [round(x, 2) for x in load_start],
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        "versions": versions(),
+        "note": (
+            "resident_mib_at_syncs is read before each release: released, what the steps since the last release took; "
+            "kept, what glibc has accumulated."
+        ),
+        "results": results,
+    }
+    write_json_atomic(args.out, out)
+
+
+if __name__ == "__main__":
+    main()
