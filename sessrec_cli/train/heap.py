@@ -4,7 +4,7 @@ A CPU training step allocates and frees tensors whose sizes follow the batch's t
 glibc serves those below 32 MiB from its heap and keeps their pages when they are freed, without
 bound: with its defaults a long Diginetica run's resident memory climbs by gigabytes while what
 it holds stays near 0.5 GiB. The trainer calls `release_freed_memory` at each sync (every
-`log_every` steps), which costs no measurable time (`benchmarks/memory_core.py`).
+`log_every` steps), for a few percent of CPU time (`benchmarks/memory_core.py`).
 Without glibc (macOS, musl, Windows) it does nothing.
 """
 
