@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
 import resource
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -34,8 +32,9 @@ from sessrec_cli.data.sequences import load_dataset
 from sessrec_cli.io import write_json_atomic
 from sessrec_cli.models import MODELS, build_model
 from sessrec_cli.models.losses import SoftmaxSpec
-from sessrec_cli.train.run import seed_everything, versions
 from sessrec_cli.train.heap import release_freed_memory
+from sessrec_cli.train.run import seed_everything, versions
+from speed_core import in_child
 
 
 def resident_mib() -> float:
@@ -53,7 +52,7 @@ def train_and_watch(model_name: str, release: bool, data_dir: str, steps: int, s
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
     model.train()
-    resident, after_release, started = [], [], None
+    resident, after_release = [], []
     for step in range(steps):
         batch = data.train.batch(order[step * 2048 : (step + 1) * 2048])
         loss = sum(model.loss(batch).values())
@@ -65,26 +64,20 @@ def train_and_watch(model_name: str, release: bool, data_dir: str, steps: int, s
             if release:
                 release_freed_memory()
                 after_release.append(round(resident_mib(), 1))
-            if started is None:
-                started, first_sync = resource.getrusage(resource.RUSAGE_SELF), step + 1
-    ended, timed_steps = resource.getrusage(resource.RUSAGE_SELF), steps - first_sync
+            if step + 1 == sync_every:
+                started = resource.getrusage(resource.RUSAGE_SELF)
+    ended, timed_steps = resource.getrusage(resource.RUSAGE_SELF), steps - sync_every
     return {
         "released_at_each_sync": release,
         "resident_mib_at_syncs": resident,
         "resident_mib_after_release": after_release,
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": round(ended.ru_maxrss / 1024, 1),
         "user_seconds_per_step": round((ended.ru_utime - started.ru_utime) / timed_steps, 3),
         "system_seconds_per_step": round((ended.ru_stime - started.ru_stime) / timed_steps, 3),
         "page_faults_per_step": round((ended.ru_minflt - started.ru_minflt) / timed_steps),
         "steps": steps,
         "sync_every": sync_every,
     }
-
-
-def in_child(fn, *args) -> dict:
-    """Run `fn(*args)` in a fresh process: its heap and peak memory are its own."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(fn, *args).result()
 
 
 def main() -> None:

@@ -13,10 +13,10 @@ import torch
 from rich.console import Console
 
 from conftest import tiny_config
-from sessrec_cli.train.run import seed_everything, start_run
-from sessrec_cli.train.stages import STAGES
 from sessrec_cli.train import trainer
 from sessrec_cli.train.heap import release_freed_memory
+from sessrec_cli.train.run import seed_everything, start_run
+from sessrec_cli.train.stages import STAGES
 from sessrec_cli.train.trainer import CHECKPOINT
 
 
