@@ -52,3 +52,11 @@ def test_goal_says_what_is_missing_in_the_markdown(table1):
 
 def test_no_goal_without_the_goal_dataset(table1):
     assert table1.goal_check({"tmall": {"rows": [row("core-hn", 60.0, 30.0, 1.0, 1e-9)]}}, "core-trm") is None
+
+
+def test_the_difference_is_rounded_once_as_in_the_pairwise_table(table1):
+    # 0.7154 rounded to three places is 0.715, which prints as +0.71; the pairwise table prints
+    # the same test as 0.72, and both tables must agree.
+    tests = [{"measure": "mrr@20", "a": "core-trm", "b": "core-da", "mean_difference": -0.007154, "t_pvalue": 1e-9, "wilcoxon_pvalue": 1e-9}]
+    test = table1._paired(tests, "core-da", "core-trm", "mrr@20")
+    assert f"{test['difference']:+.2f}" == "+0.72"
