@@ -12,9 +12,7 @@ when its (batch x items) float32 logits, held several times over for backward, f
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import re
 import resource
 import sys
@@ -23,8 +21,10 @@ from pathlib import Path
 
 import torch
 
+from collect import machine
 from sessrec_cli.config import CoreAveConfig
 from sessrec_cli.data.sequences import SequenceData
+from sessrec_cli.io import write_json_atomic
 from sessrec_cli.models import build_model
 from sessrec_cli.models.losses import SoftmaxSpec
 from sessrec_cli.train.run import versions
@@ -40,14 +40,6 @@ def peak_rss_bytes() -> int:
     if status.is_file():
         return int(re.search(r"VmHWM:\s+(\d+) kB", status.read_text()).group(1)) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def synthetic_batches(n_items: int, batch: int, steps: int, seed: int) -> SequenceData:
@@ -121,12 +113,11 @@ def main() -> None:
         "steps": args.steps,
         "result": result,
         "full_softmax": dense,
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "load_average_1min_at_start": load_before},
+        "machine": {**machine(), "torch_threads": torch.get_num_threads(), "load_average_1min_at_start": load_before},
         "versions": versions(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    write_json_atomic(args.out, record)
     print(f"wrote {args.out}: peak RSS {result['peak_rss_gib']:.2f} GiB, {result['mean_seconds_per_step_after_first']:.1f} s/step")
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from collect import machine
 from sessrec_cli.config import build_config
 from sessrec_cli.data.sequences import load_dataset
 from sessrec_cli.io import write_json_atomic
@@ -104,8 +105,7 @@ def main() -> None:
     out = {
         "command": " ".join(["python"] + sys.argv),
         "threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
+        "machine": machine(),
         "libc": " ".join(platform.libc_ver()),
         "loadavg_start": [round(x, 2) for x in load_start],
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],

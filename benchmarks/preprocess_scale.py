@@ -41,19 +41,6 @@ def run_measured(command: list[str]) -> dict:
     return {"seconds": round(time.perf_counter() - started, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
 
 
-def machine() -> dict:
-    import polars as pl
-
-    cpu = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory_gib, "polars_threads": pl.thread_pool_size()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000_000)
@@ -82,6 +69,10 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    import polars as pl
+
+    from collect import machine
+    from sessrec_cli.io import write_json_atomic
     from sessrec_cli.train.run import versions
 
     record = {
@@ -100,14 +91,13 @@ def main() -> None:
             "output_bytes": output_bytes,
         },
         "counts": manifest["counts"],
-        "machine": {**machine(), "load_average_before": [round(x, 2) for x in load_before], "load_average_after": [round(x, 2) for x in load_after]},
+        "machine": {**machine(), "polars_threads": pl.thread_pool_size(), "load_average_before": [round(x, 2) for x in load_before], "load_average_after": [round(x, 2) for x in load_after]},
         "versions": versions(),
         "note": ("Wall times depend on what else runs on the machine; the load averages are os.getloadavg() "
                  "before generating and after preprocessing. " + args.note).strip(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    write_json_atomic(args.out, record)
     print(
         f"wrote {args.out}: {args.rows:,} rows ({csv_bytes / 2**30:.2f} GiB) generated in {generated['seconds']:.0f} s, "
         f"preprocessed in {processed['seconds']:.0f} s, peak resident memory {processed['peak_rss_mib'] / 1024:.2f} GiB"

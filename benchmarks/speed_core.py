@@ -24,7 +24,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -35,9 +34,11 @@ from pathlib import Path
 
 import torch
 
+from collect import machine
 from sessrec_cli.config import build_config
 from sessrec_cli.data.sequences import load_dataset
 from sessrec_cli.eval.ranking import target_ranks
+from sessrec_cli.io import write_json_atomic
 from sessrec_cli.models import MODELS, build_model
 from sessrec_cli.models.losses import SoftmaxSpec
 from sessrec_cli.train.run import seed_everything, versions
@@ -196,8 +197,7 @@ def main() -> None:
         "device": str(device),
         "threads": torch.get_num_threads(),
         "measured_matmul_gflops": round(peak, 1),
-        "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
+        "machine": machine(),
         "loadavg_start": [round(x, 2) for x in load_start],
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "versions": versions(),
@@ -208,10 +208,7 @@ def main() -> None:
         ),
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n")
-    tmp.replace(args.out)
+    write_json_atomic(args.out, out)
 
 
 if __name__ == "__main__":
