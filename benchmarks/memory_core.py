@@ -1,8 +1,10 @@
 """Resident memory and CPU time of CORE training on Diginetica over many steps, with the trainer's
-`release_freed_memory` at each sync (`sessrec_cli/train/heap.py`) and without it.
+`release_freed_memory` at each sync (`sessrec_cli/train/heap.py`) and without it, and optionally
+with jemalloc in place of glibc's malloc.
 
 usage: OMP_NUM_THREADS=1 python benchmarks/memory_core.py [--models core-trm-enhanced] [--steps 60]
-           [--sync-every 20] [--out benchmarks/results/memory_core_cpu.json]
+           [--sync-every 20] [--jemalloc /usr/lib/x86_64-linux-gnu/libjemalloc.so.2]
+           [--out benchmarks/results/memory_core_cpu.json]
 
 Each model trains `--steps` Adam steps (batch 2048, the compiled full softmax, as the Table 1
 pipeline runs it) twice, each time in a fresh process: once as the trainer does, calling
@@ -11,7 +13,9 @@ sync it records the resident memory before the release, so that both runs are re
 point of the loop, and in the trainer's way also after it. From the first sync on (the steps
 before it compile) it counts user and system CPU-seconds and minor page faults per step: pages
 handed back are faulted in again when needed, and the kernel's time for that is system time.
-Peak resident memory is `ru_maxrss`.
+Peak resident memory is `ru_maxrss`. With --jemalloc, a third fresh process runs the trainer's way
+with that library preloaded (LD_PRELOAD) and MALLOC_CONF set to JEMALLOC_CONF, the settings the
+README recommends; there the release does nothing, since glibc's heap is not in use.
 Needs `sessrec preprocess ../shared/data/diginetica/srgnn --name diginetica` first.
 """
 
@@ -23,7 +27,9 @@ import os
 import platform
 import resource
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -33,9 +39,14 @@ from sessrec_cli.data.sequences import load_dataset
 from sessrec_cli.io import write_json_atomic
 from sessrec_cli.models import MODELS, build_model
 from sessrec_cli.models.losses import SoftmaxSpec
-from sessrec_cli.train.heap import release_freed_memory
+from sessrec_cli.train.heap import allocator, release_freed_memory
 from sessrec_cli.train.run import seed_everything, versions
 from speed_core import in_child
+
+# jemalloc serves every size from its own size classes (oversize_threshold:0: no separate arena
+# for allocations over 8 MiB, whose pages it would hand back at once) and keeps freed pages for
+# reuse (no decay), so a training step neither faults pages in nor grows the heap.
+JEMALLOC_CONF = "oversize_threshold:0,dirty_decay_ms:-1,muzzy_decay_ms:-1"
 
 
 def resident_mib() -> float:
@@ -69,6 +80,7 @@ def train_and_watch(model_name: str, release: bool, data_dir: str, steps: int, s
                 started = resource.getrusage(resource.RUSAGE_SELF)
     ended, timed_steps = resource.getrusage(resource.RUSAGE_SELF), steps - sync_every
     return {
+        "allocator": allocator(),
         "released_at_each_sync": release,
         "resident_mib_at_syncs": resident,
         "resident_mib_after_release": after_release,
@@ -81,14 +93,32 @@ def train_and_watch(model_name: str, release: bool, data_dir: str, steps: int, s
     }
 
 
+@contextmanager
+def preloaded(library: Path, conf: str) -> Iterator[None]:
+    """Processes started inside the block load `library` first, with MALLOC_CONF=`conf`."""
+    saved = {key: os.environ.get(key) for key in ("LD_PRELOAD", "MALLOC_CONF")}
+    os.environ.update(LD_PRELOAD=str(library.resolve()), MALLOC_CONF=conf)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["core-trm-enhanced"])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--sync-every", type=int, default=20, help="the trainer's training.log_every")
     parser.add_argument("--data", default="data/diginetica/processed")
+    parser.add_argument("--jemalloc", type=Path, help="libjemalloc.so to also run with (Debian and Ubuntu: package libjemalloc2)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/memory_core_cpu.json"))
     args = parser.parse_args()
+    if args.jemalloc is not None and not args.jemalloc.is_file():
+        parser.error(f"--jemalloc {args.jemalloc}: no such file")
     if args.steps < 2 * args.sync_every:
         parser.error(f"--steps {args.steps} must cover at least two syncs ({2 * args.sync_every} steps with --sync-every {args.sync_every})")
     load_start = os.getloadavg()
@@ -101,6 +131,10 @@ def main() -> None:
             print(name, json.dumps(run), flush=True)
         for key in ("user_seconds_per_step", "system_seconds_per_step"):
             entry[f"{key}_released_minus_kept"] = round(entry["released"][key] - entry["kept"][key], 3)
+        if args.jemalloc is not None:
+            with preloaded(args.jemalloc, JEMALLOC_CONF):
+                entry["jemalloc"] = in_child(train_and_watch, name, True, args.data, args.steps, args.sync_every)
+            print(name, json.dumps(entry["jemalloc"]), flush=True)
         results[name] = entry
     out = {
         "command": " ".join(["python"] + sys.argv),
@@ -112,7 +146,7 @@ def main() -> None:
         "versions": versions(),
         "note": (
             "resident_mib_at_syncs is read before each release: released, what the steps since the last release took; "
-            "kept, what glibc has accumulated."
+            "kept, what glibc has accumulated; jemalloc, what jemalloc holds (the release does nothing there)."
         ),
         "results": results,
     }

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from conftest import tiny_config
 from sessrec_cli.train import trainer
-from sessrec_cli.train.heap import release_freed_memory
+from sessrec_cli.train.heap import MALLOC_LIBRARY, allocator, release_freed_memory
 from sessrec_cli.train.run import seed_everything, start_run
 from sessrec_cli.train.stages import STAGES
 from sessrec_cli.train.trainer import CHECKPOINT
@@ -45,6 +45,7 @@ def test_run_directory_records_everything(sample_processed, tmp_path):
     assert {"config.yaml", "run.json", "metrics.jsonl", CHECKPOINT, "report.json", "ranks_test.npy"} <= names
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["seed"] == 0 and "torch" in run["versions"]
+    assert run["allocator"]["malloc"] == MALLOC_LIBRARY != "unknown"
     for key in ("test_metrics", "best_epoch", "best_val_metric", "timings", "config", "versions", "data_manifest_hash"):
         assert key in report
     # The model learns something real: far better than chance (20 / ~300 items).
@@ -83,7 +84,19 @@ def _resident_mib() -> float:
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's; elsewhere the release is a no-op")
+@pytest.mark.skipif(platform.system() != "Linux", reason="reads which library serves malloc as Linux's dynamic loader reports it")
+def test_the_allocator_is_told_by_the_library_that_serves_malloc(monkeypatch):
+    preloaded = os.environ.get("LD_PRELOAD", "")
+    expected = os.path.basename(preloaded) if "malloc" in preloaded else ("libc.so.6" if platform.libc_ver()[0] == "glibc" else None)
+    if expected is None:
+        pytest.skip("neither glibc nor a preloaded malloc")
+    assert MALLOC_LIBRARY == expected
+    monkeypatch.setenv("MALLOC_CONF", "dirty_decay_ms:-1")
+    assert allocator() == {"malloc": expected, "MALLOC_CONF": "dirty_decay_ms:-1"}
+    assert release_freed_memory() == expected.startswith("libc.so")
+
+
+@pytest.mark.skipif(not MALLOC_LIBRARY.startswith("libc.so"), reason="malloc_trim is glibc's; with another malloc the release is a no-op")
 def test_freed_heap_memory_goes_back_to_the_os():
     # 800 tensors of 100 KB come from the heap (below glibc's mmap threshold); freeing every other
     # one leaves 40 MB of holes between live tensors, which glibc keeps unless told otherwise.

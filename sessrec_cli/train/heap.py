@@ -1,31 +1,52 @@
-"""Returning the memory glibc keeps for freed tensors to the OS, as CPU training goes.
+"""Which malloc serves the process, and returning the memory glibc's keeps for freed tensors.
 
 A CPU training step allocates and frees tensors whose sizes follow the batch's token count.
 glibc serves those below 32 MiB from its heap and keeps their pages when they are freed, without
 bound: with its defaults a long Diginetica run's resident memory climbs by gigabytes while what
 it holds stays near 0.5 GiB. The trainer calls `release_freed_memory` at each sync (every
 `log_every` steps), for a few percent of CPU time (`benchmarks/memory_core.py`).
-Without glibc (macOS, musl, Windows) it does nothing.
+Where glibc's malloc is not the one in use (macOS, musl, Windows, or jemalloc through LD_PRELOAD,
+which the README recommends for long CPU runs) it does nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
+from pathlib import Path
 
 
-def _glibc() -> ctypes.CDLL | None:
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p), ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+
+
+def _malloc_library() -> str:
+    """The file name of the shared library whose `malloc` the process calls, or "unknown"."""
     try:
-        libc = ctypes.CDLL(None)
-    except (OSError, TypeError):  # Windows has no lookup in the process's own symbols
-        return None
-    return libc if hasattr(libc, "malloc_trim") else None  # glibc's alone among the C libraries
+        process = ctypes.CDLL(None)
+        info = _DlInfo()
+        found = process.dladdr(ctypes.cast(process.malloc, ctypes.c_void_p), ctypes.byref(info))
+    except (OSError, TypeError, AttributeError):  # Windows has no lookup in the process's own symbols; old glibc keeps dladdr in libdl
+        return "unknown"
+    return Path(os.fsdecode(info.dli_fname)).name if found and info.dli_fname else "unknown"
 
 
-_LIBC = _glibc()
+MALLOC_LIBRARY = _malloc_library()
+# glibc's own malloc, the only one whose heap malloc_trim releases (a preloaded jemalloc leaves
+# glibc's malloc_trim callable, with nothing to do).
+_LIBC = ctypes.CDLL(None) if MALLOC_LIBRARY.startswith("libc.so") else None
+
+
+def allocator() -> dict[str, str]:
+    """What run.json records about the allocator: timings and memory depend on it, metrics do not."""
+    found = {"malloc": MALLOC_LIBRARY}
+    if "MALLOC_CONF" in os.environ:  # jemalloc's settings
+        found["MALLOC_CONF"] = os.environ["MALLOC_CONF"]
+    return found
 
 
 def release_freed_memory() -> bool:
-    """Return the heap's free pages to the OS; False where there is no glibc."""
+    """Return glibc's heap's free pages to the OS; False where glibc's malloc is not in use."""
     if _LIBC is None:
         return False
     _LIBC.malloc_trim(0)

@@ -19,6 +19,7 @@ from sessrec_cli.errors import InputError
 from sessrec_cli.io import load_json_object, write_json_atomic, write_text_atomic
 from sessrec_cli.train import distributed
 from sessrec_cli.train.checkpoint import LAST
+from sessrec_cli.train.heap import allocator
 
 
 def seed_everything(seed: int) -> None:
@@ -65,6 +66,7 @@ def start_run(run_dir: Path, config: ExperimentConfig, stage: str, device: torch
             "config_hash": config.digest(),
             "device": str(device),
             "threads": torch.get_num_threads(),
+            "allocator": allocator(),
             "processes": distributed.world_size(),
             "command": argv,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -115,5 +117,6 @@ def _run_record(run_dir: Path) -> dict:
 def note_resume(run_dir: Path, argv: list[str]) -> None:
     """Append this resume to run.json, so the record shows the run was interrupted."""
     record = _run_record(run_dir)
-    record.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": argv})
+    resumed = {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": argv, "allocator": allocator()}
+    record.setdefault("resumed", []).append(resumed)
     write_json_atomic(run_dir / "run.json", record)

@@ -1,0 +1,40 @@
+"""jemalloc in place of glibc's malloc (the README's advice for long CPU runs) changes memory, not results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+JEMALLOC = next(
+    (p for p in map(Path, ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2", "/usr/lib64/libjemalloc.so.2")) if p.is_file()),
+    None,
+)
+JEMALLOC_CONF = "oversize_threshold:0,dirty_decay_ms:-1,muzzy_decay_ms:-1"
+
+
+def _train(run_dir: Path, processed: Path, **env: str) -> dict:
+    command = [
+        sys.executable, "-m", "sessrec_cli", "train", "configs/core_trm.yaml", "--model", "core-trm-contrastive",
+        "--set", f"data.processed_dir={processed}", "--set", "model.embedding_size=32", "--set", "training.epochs=1",
+        "--device", "cpu", "--run-dir", str(run_dir),
+    ]
+    clean = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF")}
+    subprocess.run(command, cwd=REPO, env={**clean, "OMP_NUM_THREADS": "1", **env}, check=True, capture_output=True)
+    return json.loads((run_dir / "report.json").read_text())
+
+
+@pytest.mark.skipif(JEMALLOC is None, reason="libjemalloc.so.2 is not installed (Debian and Ubuntu: apt install libjemalloc2)")
+def test_jemalloc_gives_the_same_metrics_and_run_json_records_it(sample_processed, tmp_path):
+    plain = _train(tmp_path / "glibc", sample_processed)
+    preloaded = _train(tmp_path / "jemalloc", sample_processed, LD_PRELOAD=str(JEMALLOC), MALLOC_CONF=JEMALLOC_CONF)
+    assert preloaded["test_metrics"] == plain["test_metrics"]
+    recorded = json.loads((tmp_path / "jemalloc" / "run.json").read_text())["allocator"]
+    assert recorded == {"malloc": "libjemalloc.so.2", "MALLOC_CONF": JEMALLOC_CONF}
+    assert json.loads((tmp_path / "glibc" / "run.json").read_text())["allocator"]["malloc"] != "libjemalloc.so.2"
