@@ -1,4 +1,4 @@
-"""Which malloc serves the process, and returning the memory glibc's keeps for freed tensors.
+"""Which malloc serves the process, and returning the memory glibc keeps for freed tensors.
 
 A CPU training step allocates and frees tensors whose sizes follow the batch's token count.
 glibc serves those below 32 MiB from its heap and keeps their pages when they are freed, without
@@ -26,15 +26,26 @@ def _malloc_library() -> str:
         process = ctypes.CDLL(None)
         info = _DlInfo()
         found = process.dladdr(ctypes.cast(process.malloc, ctypes.c_void_p), ctypes.byref(info))
-    except (OSError, TypeError, AttributeError):  # Windows has no lookup in the process's own symbols; old glibc keeps dladdr in libdl
+    except (OSError, TypeError, AttributeError):  # Windows has no lookup in the process's own symbols; glibc before 2.34 keeps dladdr in libdl
         return "unknown"
     return Path(os.fsdecode(info.dli_fname)).name if found and info.dli_fname else "unknown"
 
 
+def _glibc_malloc() -> ctypes.CDLL | None:
+    """glibc, when its malloc is the one in use: the only malloc whose heap malloc_trim releases
+    (a preloaded jemalloc leaves glibc's malloc_trim callable, with nothing to do)."""
+    try:
+        process = ctypes.CDLL(None)
+    except (OSError, TypeError):
+        return None
+    if not hasattr(process, "malloc_trim"):  # glibc's alone among the C libraries
+        return None
+    # Where dladdr could not say whose malloc it is, glibc's is by far the likeliest.
+    return process if MALLOC_LIBRARY == "unknown" or MALLOC_LIBRARY.startswith("libc.so") else None
+
+
 MALLOC_LIBRARY = _malloc_library()
-# glibc's own malloc, the only one whose heap malloc_trim releases (a preloaded jemalloc leaves
-# glibc's malloc_trim callable, with nothing to do).
-_LIBC = ctypes.CDLL(None) if MALLOC_LIBRARY.startswith("libc.so") else None
+_LIBC = _glibc_malloc()
 
 
 def allocator() -> dict[str, str]:
