@@ -94,10 +94,15 @@ def train_and_watch(model_name: str, release: bool, data_dir: str, steps: int, s
 
 
 @contextmanager
-def preloaded(library: Path, conf: str) -> Iterator[None]:
-    """Processes started inside the block load `library` first, with MALLOC_CONF=`conf`."""
+def malloc_environment(jemalloc: Path | None) -> Iterator[None]:
+    """Processes started inside the block use glibc's malloc, or with `jemalloc` preloaded with
+    JEMALLOC_CONF, whatever this shell exported."""
     saved = {key: os.environ.get(key) for key in ("LD_PRELOAD", "MALLOC_CONF")}
-    os.environ.update(LD_PRELOAD=str(library.resolve()), MALLOC_CONF=conf)
+    if jemalloc is None:
+        for key in saved:
+            os.environ.pop(key, None)
+    else:
+        os.environ.update(LD_PRELOAD=str(jemalloc.resolve()), MALLOC_CONF=JEMALLOC_CONF)
     try:
         yield
     finally:
@@ -126,13 +131,14 @@ def main() -> None:
     for name in args.models:
         entry = {}
         for release in (True, False):
-            run = in_child(train_and_watch, name, release, args.data, args.steps, args.sync_every)
+            with malloc_environment(None):
+                run = in_child(train_and_watch, name, release, args.data, args.steps, args.sync_every)
             entry["released" if release else "kept"] = run
             print(name, json.dumps(run), flush=True)
         for key in ("user_seconds_per_step", "system_seconds_per_step"):
             entry[f"{key}_released_minus_kept"] = round(entry["released"][key] - entry["kept"][key], 3)
         if args.jemalloc is not None:
-            with preloaded(args.jemalloc, JEMALLOC_CONF):
+            with malloc_environment(args.jemalloc):
                 entry["jemalloc"] = in_child(train_and_watch, name, True, args.data, args.steps, args.sync_every)
             print(name, json.dumps(entry["jemalloc"]), flush=True)
         results[name] = entry
