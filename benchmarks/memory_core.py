@@ -14,7 +14,7 @@ point of the loop, and in the trainer's way also after it. From the first sync o
 before it compile) it counts user and system CPU-seconds and minor page faults per step: pages
 handed back are faulted in again when needed, and the kernel's time for that is system time.
 Peak resident memory is `ru_maxrss`. With --jemalloc, a third fresh process runs the trainer's way
-with that library preloaded (LD_PRELOAD) and MALLOC_CONF set to JEMALLOC_CONF, the settings the
+with that library preloaded (LD_PRELOAD) and MALLOC_CONF set to heap.JEMALLOC_CONF, the settings the
 README recommends; there the release does nothing, since glibc's heap is not in use.
 Needs `sessrec preprocess ../shared/data/diginetica/srgnn --name diginetica` first.
 """
@@ -39,14 +39,9 @@ from sessrec_cli.data.sequences import load_dataset
 from sessrec_cli.io import write_json_atomic
 from sessrec_cli.models import MODELS, build_model
 from sessrec_cli.models.losses import SoftmaxSpec
-from sessrec_cli.train.heap import allocator, release_freed_memory
+from sessrec_cli.train.heap import JEMALLOC_CONF, allocator, release_freed_memory
 from sessrec_cli.train.run import seed_everything, versions
 from speed_core import in_child
-
-# jemalloc serves every size from its own size classes (oversize_threshold:0: no separate arena
-# for allocations over 8 MiB, whose pages it would hand back at once) and keeps freed pages for
-# reuse (no decay), so a training step neither faults pages in nor grows the heap.
-JEMALLOC_CONF = "oversize_threshold:0,dirty_decay_ms:-1,muzzy_decay_ms:-1"
 
 
 def resident_mib() -> float:

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from sessrec_cli.train.heap import JEMALLOC_CONF
 
 JEMALLOC = next(
     (p for p in map(Path, ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2", "/usr/lib64/libjemalloc.so.2")) if p.is_file()),
     None,
 )
-JEMALLOC_CONF = "oversize_threshold:0,dirty_decay_ms:-1,muzzy_decay_ms:-1"
 
 
 def _train(run_dir: Path, processed: Path, **env: str) -> dict:

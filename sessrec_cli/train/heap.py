@@ -16,36 +16,44 @@ import os
 from pathlib import Path
 
 
+# The settings the README recommends with jemalloc: it serves every size from its own size classes
+# (oversize_threshold:0: no separate arena for allocations over 8 MiB, whose pages it would hand
+# back at once) and keeps freed pages for reuse (no decay), so a training step neither faults
+# pages in nor grows the heap (`benchmarks/memory_core.py --jemalloc`).
+JEMALLOC_CONF = "oversize_threshold:0,dirty_decay_ms:-1,muzzy_decay_ms:-1"
+
+
 class _DlInfo(ctypes.Structure):
     _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p), ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
 
 
-def _malloc_library() -> str:
-    """The file name of the shared library whose `malloc` the process calls, or "unknown"."""
+def _process_symbols() -> ctypes.CDLL | None:
     try:
-        process = ctypes.CDLL(None)
-        info = _DlInfo()
-        found = process.dladdr(ctypes.cast(process.malloc, ctypes.c_void_p), ctypes.byref(info))
-    except (OSError, TypeError, AttributeError):  # Windows has no lookup in the process's own symbols; glibc before 2.34 keeps dladdr in libdl
+        return ctypes.CDLL(None)
+    except (OSError, TypeError):  # Windows has no lookup in the process's own symbols
+        return None
+
+
+def _malloc_library(process: ctypes.CDLL | None) -> str:
+    """The file name of the shared library whose `malloc` the process calls, or "unknown"."""
+    if process is None or not hasattr(process, "dladdr"):  # glibc before 2.34 keeps dladdr in libdl
         return "unknown"
+    info = _DlInfo()
+    found = process.dladdr(ctypes.cast(process.malloc, ctypes.c_void_p), ctypes.byref(info))
     return Path(os.fsdecode(info.dli_fname)).name if found and info.dli_fname else "unknown"
 
 
-def _glibc_malloc() -> ctypes.CDLL | None:
-    """glibc, when its malloc is the one in use: the only malloc whose heap malloc_trim releases
-    (a preloaded jemalloc leaves glibc's malloc_trim callable, with nothing to do)."""
-    try:
-        process = ctypes.CDLL(None)
-    except (OSError, TypeError):
-        return None
-    if not hasattr(process, "malloc_trim"):  # glibc's alone among the C libraries
-        return None
-    # Where dladdr could not say whose malloc it is, glibc's is by far the likeliest.
-    return process if MALLOC_LIBRARY == "unknown" or MALLOC_LIBRARY.startswith("libc.so") else None
-
-
-MALLOC_LIBRARY = _malloc_library()
-_LIBC = _glibc_malloc()
+_PROCESS = _process_symbols()
+MALLOC_LIBRARY = _malloc_library(_PROCESS)
+# glibc, when its malloc is the one in use: the only malloc whose heap malloc_trim releases (a
+# preloaded jemalloc leaves glibc's malloc_trim callable, with nothing to do). Where dladdr could
+# not say whose malloc it is, glibc's is by far the likeliest. malloc_trim is glibc's alone among
+# the C libraries.
+_LIBC = (
+    _PROCESS
+    if hasattr(_PROCESS, "malloc_trim") and (MALLOC_LIBRARY == "unknown" or MALLOC_LIBRARY.startswith("libc.so"))
+    else None
+)
 
 
 def allocator() -> dict[str, str]:
