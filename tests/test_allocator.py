@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import os
 import subprocess
@@ -13,10 +14,8 @@ import pytest
 from conftest import REPO
 from sessrec_cli.train.heap import JEMALLOC_CONF
 
-JEMALLOC = next(
-    (p for p in map(Path, ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2", "/usr/lib64/libjemalloc.so.2")) if p.is_file()),
-    None,
-)
+# The library's name as the dynamic loader finds it (libjemalloc.so.2), wherever the system keeps it; LD_PRELOAD takes it as is.
+JEMALLOC = ctypes.util.find_library("jemalloc")
 
 
 def _train(run_dir: Path, processed: Path, **env: str) -> dict:
@@ -30,11 +29,11 @@ def _train(run_dir: Path, processed: Path, **env: str) -> dict:
     return json.loads((run_dir / "report.json").read_text())
 
 
-@pytest.mark.skipif(JEMALLOC is None, reason="libjemalloc.so.2 is not installed (Debian and Ubuntu: apt install libjemalloc2)")
+@pytest.mark.skipif(JEMALLOC is None, reason="jemalloc is not installed (Debian and Ubuntu: apt install libjemalloc2)")
 def test_jemalloc_gives_the_same_metrics_and_run_json_records_it(sample_processed, tmp_path):
     plain = _train(tmp_path / "glibc", sample_processed)
-    preloaded = _train(tmp_path / "jemalloc", sample_processed, LD_PRELOAD=str(JEMALLOC), MALLOC_CONF=JEMALLOC_CONF)
+    preloaded = _train(tmp_path / "jemalloc", sample_processed, LD_PRELOAD=JEMALLOC, MALLOC_CONF=JEMALLOC_CONF)
     assert preloaded["test_metrics"] == plain["test_metrics"]
     recorded = json.loads((tmp_path / "jemalloc" / "run.json").read_text())["allocator"]
-    assert recorded == {"malloc": "libjemalloc.so.2", "MALLOC_CONF": JEMALLOC_CONF}
-    assert json.loads((tmp_path / "glibc" / "run.json").read_text())["allocator"]["malloc"] != "libjemalloc.so.2"
+    assert recorded == {"malloc": JEMALLOC, "MALLOC_CONF": JEMALLOC_CONF}
+    assert json.loads((tmp_path / "glibc" / "run.json").read_text())["allocator"]["malloc"] != JEMALLOC
