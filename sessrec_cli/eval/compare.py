@@ -363,7 +363,7 @@ TESTS_NOTE = (
 def _titles(result: dict) -> tuple[str, str]:
     return (
         f"Test metrics, mean ± std over seeds ({result['test_examples']:,} test examples)",
-        f"Paired tests over the same {result['test_examples']:,} test examples (per-example MRR@{result['k']} and hit@{result['k']}, averaged over seeds)",
+        f"Paired tests over the same {result['test_examples']:,} test examples (per-example MRR@{result['k']} and hit@{result['k']}, whose mean is Recall@{result['k']}, averaged over seeds)",
     )
 
 
