@@ -19,6 +19,7 @@ from pathlib import Path
 
 from collect import machine
 
+from sessrec_cli.eval.compare import signed
 from sessrec_cli.io import write_json_atomic, write_text_atomic
 
 # Smadja & Mizikov, Table 1: Recall@20 / MRR@20 (%).
@@ -156,7 +157,7 @@ def to_markdown(table: dict) -> str:
                 lines.append(f"| {model} | 0 | not run yet | | | | | {published} |")
             for row in rows:
                 test = (row[f"vs_{baseline}"] or {}).get("mrr@20")
-                delta, p = ("", "") if test is None else (f"{test['difference']:+.2f}", _pvalues(test))
+                delta, p = ("", "") if test is None else (signed(test['difference']), _pvalues(test))
                 epochs = ", ".join(f"{e['best_epoch']}/{e['epochs_run']}" for e in row["epochs"])
                 lines.append(f"| {row['model']} | {len(row['seeds'])} | {_cell(row['recall@20'])} | {_cell(row['mrr@20'])} | {delta} | {p} | {epochs} | {published} |")
         lines.append("")
@@ -175,7 +176,7 @@ def to_markdown(table: dict) -> str:
         for v in goal["variants"]:
             short, test = v["short_of_goal"], v[f"mrr@20_vs_{baseline}"]
             # Wilcoxon beside the t-test: a gain that passes one and not the other is a thin one.
-            versus = "" if test is None else f"{test['difference']:+.2f}, {_pvalues(test)}"
+            versus = "" if test is None else f"{signed(test['difference'])}, {_pvalues(test)}"
             lines.append(
                 f"| {v['model']} | {v['seeds']} | {v['recall@20']:.2f} ({short['recall@20']:.2f}) | {v['mrr@20']:.2f} "
                 f"({short['mrr@20']:.2f}) | {versus} | {'yes' if v[f'better_than_{baseline}'] else 'no'} |"

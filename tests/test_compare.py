@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from sessrec_cli.data.sequences import manifest_digest
-from sessrec_cli.eval.compare import compare_runs, expand_runs, paired_tests, per_example, to_markdown
+from sessrec_cli.eval.compare import compare_runs, expand_runs, paired_tests, per_example, signed, to_markdown
 from sessrec_cli.eval.metrics import compute_metrics
 from sessrec_cli.eval.slices import session_slices
 from sessrec_cli.io import write_bytes_atomic, write_json_atomic, write_pickle_atomic
@@ -104,6 +104,10 @@ def test_identical_examples_give_p_one():
     measures = per_example(ranks, 20)["mrr@20"]
     test = paired_tests(measures, measures.copy())
     assert test["t_pvalue"] == 1.0 and test["wilcoxon_pvalue"] == 1.0 and test["wilcoxon_nonzero"] == 0
+
+
+def test_signed_differences_that_round_to_zero_read_plus_zero():
+    assert [signed(x) for x in (-0.004, -0.0, 0.004, -0.006, 0.715, 1.0)] == ["+0.00", "+0.00", "+0.00", "-0.01", "+0.71", "+1.00"]
 
 
 def test_per_example_measures():

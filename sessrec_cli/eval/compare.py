@@ -288,6 +288,12 @@ def _mean_std(entry: dict | None) -> str:
     return f"{100 * entry['mean']:.2f}{std}"
 
 
+def signed(value: float) -> str:
+    """A difference in points to two places with its sign, where a difference that rounds to zero
+    reads +0.00: formatting alone writes -0.00 for -0.001, a sign the rounding has emptied."""
+    return f"{round(value, 2) + 0.0:+.2f}"
+
+
 def _pvalue(p: float | None) -> str:
     if p is None:
         return "–"
@@ -313,7 +319,7 @@ def _test_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     rows = [
         [
             t["a"], t["b"], t["measure"], f"{100 * t['mean_a']:.2f}", f"{100 * t['mean_b']:.2f}",
-            f"{100 * t['mean_difference']:+.2f}", _pvalue(t["t_pvalue"]), _pvalue(t["wilcoxon_pvalue"]), f"{t['n']:,}",
+            signed(100 * t['mean_difference']), _pvalue(t["t_pvalue"]), _pvalue(t["wilcoxon_pvalue"]), f"{t['n']:,}",
         ]
         for t in result["tests"]
     ]
@@ -331,7 +337,7 @@ def _breakdown_rows(result: dict) -> tuple[list[str], list[list[str]]]:
             cells = [row["slice"], f"{row['examples']:,} ({100 * row['share']:.1f}%)", measure, _percent(entry["means"][labels[0]])]
             for label in labels[1:]:
                 test = entry["vs_first"].get(label)
-                versus = f" ({100 * test['mean_difference']:+.2f}, p {_pvalue(test['t_pvalue'])})" if test else ""
+                versus = f" ({signed(100 * test['mean_difference'])}, p {_pvalue(test['t_pvalue'])})" if test else ""
                 cells.append(_percent(entry["means"][label]) + versus)
             rows.append(cells)
     return header, rows
