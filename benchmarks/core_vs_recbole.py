@@ -39,7 +39,7 @@ from collect import machine
 from scipy import stats
 
 from sessrec_cli.data.sequences import manifest_digest
-from sessrec_cli.eval.compare import paired_tests, per_example_over_seeds, summarize
+from sessrec_cli.eval.compare import paired_tests, per_example_over_seeds, signed, summarize
 from sessrec_cli.eval.metrics import compute_metrics
 from sessrec_cli.io import write_json_atomic
 
@@ -186,7 +186,7 @@ def main() -> None:
     for name in ("sessrec", "recbole"):
         print(f"{name:>8}: " + "   ".join(f"{metric} {_cell(result[name]['metrics'][metric])}" for metric in ("recall@20", "mrr@20")))
     test = result["paired_per_example"]["mrr@20"]
-    print(f"paired MRR@20 difference {100 * test['mean_difference']:+.2f} (t-test p {test['t_pvalue']:.3g}, Wilcoxon p {test['wilcoxon_pvalue']:.3g}) -> {out}")
+    print(f"paired MRR@20 difference {signed(100 * test['mean_difference'])} (t-test p {test['t_pvalue']:.3g}, Wilcoxon p {test['wilcoxon_pvalue']:.3g}) -> {out}")
     for kind, largest in result["seed_pairs"]["largest_abs_difference"].items():
         print(f"largest |difference| between two runs, {kind}: " + ", ".join(f"{measure} {100 * value:.2f}" for measure, value in largest.items()))
 
